@@ -1,0 +1,47 @@
+# The HSIR kit. `make reproduce` runs the embedded profile end to end; `make test` runs the tests.
+# Each target sets up .venv from the pinned requirements.txt first, when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= embedded
+# Where torch 2.13.0+cpu comes from when the default index does not have it (users' machines).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# The kit never needs the hub for the embedded and smoke profiles; offline, a hub call fails at once.
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: setup reproduce quickstart test lab lint bench figures clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --no-deps torch==2.13.0+cpu \
+	  || $(PY) -m pip install -q --no-deps torch==2.13.0+cpu --extra-index-url $(TORCH_INDEX)
+	$(PY) -m pip install -q --no-deps -r requirements.txt
+	# the kit itself, importable from the venv (kernels included) without a build step
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/hsir-kit.pth", "w").write(sys.argv[1] + "\n")' $(CURDIR)
+	touch $@
+
+setup: $(VENV)/.installed
+
+reproduce: setup
+	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE)
+
+quickstart: setup
+	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE) --only 00_quickstart
+
+test: setup
+	$(OFFLINE) $(PY) -m pytest -q
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check hsir tests
+	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
+
+bench: setup
+	$(OFFLINE) $(PY) -m hsir.bench generate
+	$(OFFLINE) $(PY) -m hsir.bench scoring
+
+clean:
+	rm -rf runs/smoke .pytest_cache

@@ -1,0 +1,153 @@
+"""Benchmarks, written to JSON: ``python -m hsir.bench generate`` and ``python -m hsir.bench scoring``.
+
+``generate``: sampling throughput of the embedded model on 32 synthetic prompts × 8 samples × 128 new tokens,
+for each backend configuration side by side in one run (each in its own process, so that start-up and peak
+memory are its own), with the compute ceiling estimated from a measured bf16 matrix-product rate:
+ceiling tokens/s = (matmul FLOP/s) / (2 × parameters), since decoding one token costs about two FLOPs per weight.
+Ratios are only meaningful between figures of the same run: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+GEN_CONFIGS = {
+    "hf-fp32": {"backend": "hf", "dtype": "fp32"},
+    "hf-bf16": {"backend": "hf", "dtype": "bf16"},
+    "vllm-bf16": {"backend": "vllm", "dtype": "bf16"},
+}
+SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time from vllm-bf16
+    "vllm-bf16-block128": {"backend": "vllm", "dtype": "bf16", "block_size": 128},
+    "vllm-bf16-eager": {"backend": "vllm", "dtype": "bf16", "enforce_eager": True},
+    "vllm-fp32": {"backend": "vllm", "dtype": "fp32"},
+    "vllm-bf16-seqs512": {"backend": "vllm", "dtype": "bf16", "max_num_seqs": 512},
+}
+
+
+def matmul_flops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, seconds: float = 3.0) -> float:
+    """Measured dense matrix-product rate (FLOP/s) on this machine's CPU, or the GPU where there is one."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, dtype=dtype, device=dev)
+    b = torch.randn(n, n, dtype=dtype, device=dev)
+    for _ in range(3):
+        a @ b
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        done += 1
+        if dev == "cuda":
+            torch.cuda.synchronize()
+    return 2 * n**3 * done / (time.perf_counter() - t0)
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process and of its finished children (vLLM's engine runs in one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 2**20, 3)
+
+
+def bench_prompts(n_prompts: int = 32):
+    from hsir.tasks import get_task
+
+    task = get_task("synthetic")
+    return task, task.load("test", limit=n_prompts)
+
+
+def one_generate(cfg: dict, model: str, n_prompts: int, n: int, max_new_tokens: int) -> dict:
+    """One backend configuration: start-up, then one timed sampling call (after a short warm-up)."""
+    from hsir.generate import SamplingConfig, make_generator
+
+    cfg = dict(cfg)
+    backend = cfg.pop("backend")
+    t0 = time.perf_counter()
+    gen = make_generator(model, backend=backend, progress=False, **cfg)
+    startup = time.perf_counter() - t0
+    task, problems = bench_prompts(n_prompts)
+    prompts = [task.prompt(p, gen.tokenizer) for p in problems]
+    gen.generate(prompts[:4], SamplingConfig(n=1, max_new_tokens=8, seed=1))  # warm-up
+    sc = SamplingConfig(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=0, stop=())
+    t0 = time.perf_counter()
+    out = gen.generate(prompts, sc)
+    secs = time.perf_counter() - t0
+    tokens = sum(c.n_tokens for cs in out for c in cs)
+    gen.close()
+    return {"backend": backend, **cfg, "startup_s": round(startup, 2), "seconds": round(secs, 2), "tokens": tokens,
+            "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": peak_rss_gib()}
+
+
+def _subprocess(kind: str, cfg: dict, args) -> dict:
+    cmd = [sys.executable, "-m", "hsir.bench", f"_{kind}", json.dumps(cfg), "--model", args.model]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {**cfg, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
+    return json.loads(lines[-1])
+
+
+def generate_bench(args) -> dict:
+    from hsir.models import load_model
+
+    model, _ = load_model(args.model, dtype="bf16", device="cpu")
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    rate = matmul_flops()
+    ceiling = rate / (2 * params)
+    configs = dict(GEN_CONFIGS) | (SWEEP_CONFIGS if args.sweep else {})
+    if args.only:
+        configs = {k: v for k, v in configs.items() if k in args.only}
+    results = {}
+    for name, cfg in configs.items():
+        print(f"[bench] {name} ...", flush=True)
+        r = _subprocess("generate", cfg, args)
+        if "tokens_per_s" in r:
+            r["ratio_to_ceiling"] = round(r["tokens_per_s"] / ceiling, 3)
+        results[name] = r
+        print(f"[bench] {name}: {r}", flush=True)
+    return {
+        "bench": "generate", "model": args.model, "workload": "32 prompts x 8 samples x 128 new tokens, no early stop",
+        "parameters": params, "bf16_matmul_gflops": round(rate / 1e9, 1),
+        "ceiling_tokens_per_s": round(ceiling, 1), "configs": results,
+        "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
+    ap.add_argument("which", choices=["generate", "scoring", "_generate", "_scoring"])
+    ap.add_argument("config", nargs="?", default="{}")
+    ap.add_argument("--model", default="embedded:smollm2-135m")
+    ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
+    ap.add_argument("--sweep", action="store_true", help="also the vLLM settings sweep")
+    ap.add_argument("--only", nargs="*", help="configuration names to run")
+    args = ap.parse_args(argv)
+    if args.which == "_generate":
+        print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
+        return 0
+    if args.which == "_scoring":
+        from hsir.bench_scoring import scoring_bench
+
+        print(json.dumps(scoring_bench(args)))
+        return 0
+    if args.which == "generate":
+        result = generate_bench(args)
+    else:
+        result = _subprocess("scoring", {}, args)
+    out = Path(args.out or f"bench/{args.which}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"[bench] wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

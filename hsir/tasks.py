@@ -1,0 +1,534 @@
+"""Tasks of the paper: loading, zero-shot prompts, answer extraction, checking, and VeriExit's step test.
+
+A task is a row of data in ``TASKS`` (where its files are, how a row becomes a ``Problem``, what kind of answer
+it has), not a class of its own. Four answer kinds cover the paper:
+
+- ``numeric`` (GSM8K, the synthetic testbed): numbers compare by value; ``8,000`` is 8000, ``$18.00`` is 18.
+- ``math`` (MATH-500, AMC23): math-verify, called as ``verify(gold, pred)`` in that order.
+- ``choice`` (MedQA, Medbullets, MedXpertQA, ARC, CSQA, GPQA): the option label, matched against the row's own
+  labels (ARC has digit labels and 3- or 5-choice rows).
+- ``yesno`` (StrategyQA).
+
+Extraction order (DESIGN.md §6): the ``<answer>`` block, else the last "answer is …", else the whole text
+(its last ``\\boxed{}`` or number). Local files come from the data folder: the ``data_dir`` argument, else
+``$HSIR_DATA_DIR``, else ``../shared/data`` beside the repository. A split with no local file is loaded from
+the task's Hugging Face hub id, for users with internet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import re
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hsir.traces import FORMAT_INSTRUCTION, answer_block
+
+GPQA_PASSWORD = b"deserted-untie-orchid"
+
+
+@dataclass
+class Problem:
+    """One query. ``answer`` is the gold answer as the task stores it (a number, LaTeX, an option label, Yes/No)."""
+
+    qid: str
+    question: str
+    answer: str
+    choices: dict[str, str] | None = None
+    reasoning: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+class DataError(ValueError):
+    """A malformed row; the message names the file and line."""
+
+
+class Problems(list):
+    """A list of problems that also remembers the rows skipped with ``on_error="skip"``."""
+
+    skipped: list[str]
+
+    def __init__(self, items=(), skipped=None):
+        super().__init__(items)
+        self.skipped = list(skipped or [])
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("HSIR_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# ---------------------------------------------------------------- extraction and checking
+
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*", re.I)
+
+
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every ``\\boxed{…}`` (or ``\\fbox{…}``), braces balanced."""
+    out = []
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            out.append(text[m.end() : i - 1])
+    return out
+
+
+def parse_number(text: str, which: str = "last") -> float | None:
+    """The first or last number in ``text``; ``8,000`` → 8000.0, a trailing period or ``$`` is ignored."""
+    boxed = boxed_contents(text)
+    if boxed:
+        text = boxed[-1]
+    nums = _NUMBER.findall(text.replace("\\!", "").replace("{,}", ","))
+    if not nums:
+        return None
+    return float(nums[0 if which == "first" else -1].replace(",", ""))
+
+
+def final_answer_text(completion: str) -> tuple[str, str]:
+    """Where the final answer is stated, and how it was found: ``block``, ``answer_is`` or ``text``."""
+    block = answer_block(completion)
+    if block is not None:
+        return block, "block"
+    hits = list(_ANSWER_IS.finditer(completion))
+    if hits:
+        rest = completion[hits[-1].end() :]
+        return rest.split("\n", 1)[0], "answer_is"
+    return completion, "text"
+
+
+def _mv_timeout(seconds: int) -> int | None:
+    """math-verify's timeouts use signals, which work only in the main thread."""
+    return seconds if threading.current_thread() is threading.main_thread() else None
+
+
+def _mv_parse(text: str):
+    from math_verify import parse
+
+    text = text.replace("\\$", "").replace("\\!", "").strip().rstrip(".").strip()
+    if not text:
+        return []
+    t = _mv_timeout(5)
+    if "\\boxed" in text or "$" in text or "\\(" in text or "\\[" in text:
+        got = parse(text, parsing_timeout=t)
+    else:
+        got = parse(f"\\boxed{{{text}}}", parsing_timeout=t)
+    return got or parse(text, parsing_timeout=t)
+
+
+def _choice_label(text: str, labels: list[str], how: str, choices: dict[str, str]) -> str | None:
+    """The option label stated in ``text``: a bare label, "(X)", "X." or the option's own text."""
+    lab = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
+    s = text.strip().strip("*").strip()
+    if how == "answer_is" or how == "block":
+        m = re.match(rf"^(?:option\s+)?\(?({lab})\)?(?=$|[\s.:,)\]])", s, re.I if how == "block" else 0)
+        if m:
+            return next(x for x in labels if x.upper() == m.group(1).upper())
+    if how == "block":
+        low = s.lower().rstrip(".")
+        for label, option in choices.items():
+            if low == option.strip().lower().rstrip("."):
+                return label
+    hits = list(re.finditer(rf"answer\s+is\s*:?\s*\(?({lab})\)?(?=$|[\s.:,)\]])", text, re.I))
+    if hits:
+        return hits[-1].group(1).upper() if hits[-1].group(1).upper() in labels else hits[-1].group(1)
+    if how == "block":
+        hits = list(re.finditer(rf"\(({lab})\)", text))
+        if hits:
+            return hits[-1].group(1)
+    return None
+
+
+def _yes_no(text: str, how: str) -> str | None:
+    if how == "text":
+        hits = re.findall(r"answer\s+is\s*:?\s*\**(yes|no|true|false)\b", text, re.I)
+        word = hits[-1] if hits else None
+    else:
+        m = re.search(r"\b(yes|no|true|false)\b", text, re.I)
+        word = m.group(1) if m else None
+    if word is None:
+        return None
+    return "Yes" if word.lower() in ("yes", "true") else "No"
+
+
+# ---------------------------------------------------------------- row converters
+
+def _as_choices(raw) -> dict[str, str]:
+    """Choices as label -> text, from the local files' list of {label, text} or the hub's {label: [], text: []}."""
+    if isinstance(raw, dict) and "label" in raw and "text" in raw:
+        return dict(zip(raw["label"], raw["text"], strict=True))
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    return {c["label"]: c["text"] for c in raw}
+
+
+def _need(row: dict, *keys: str):
+    for k in keys:
+        if k in row and row[k] not in (None, ""):
+            return row[k]
+    raise ValueError(f"missing field {' or '.join(repr(k) for k in keys)}")
+
+
+def _checked_choice(qid, question, choices, gold, **kw) -> Problem:
+    if not choices:
+        raise ValueError("no answer choices")
+    gold = str(gold).strip()
+    if gold not in choices:
+        raise ValueError(f"answer label {gold!r} is not one of the row's labels {sorted(choices)}")
+    return Problem(qid=qid, question=question.strip(), answer=gold, choices=choices, **kw)
+
+
+def _gsm8k(row: dict, i: int) -> Problem:
+    if "reasoning" in row:  # R1 seed traces: <think>…</think> then a summary; keep the think part, our answer tags
+        think = row["reasoning"].split("</think>")[0].replace("<think>", "").strip()
+        answer = str(_need(row, "answer")).strip()
+        trace = f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
+        return Problem(qid=f"gsm8k-seed-{i}", question=row["question"], answer=answer, reasoning=trace)
+    full = _need(row, "answer")
+    if "####" not in full:
+        raise ValueError("answer has no '#### <number>' line")
+    gold = full.rsplit("####", 1)[1].strip().replace(",", "")
+    if parse_number(gold) is None:
+        raise ValueError(f"gold answer {gold!r} is not a number")
+    return Problem(qid=f"gsm8k-{i}", question=_need(row, "question"), answer=gold, meta={"rationale": full})
+
+
+def _math500(row: dict, i: int) -> Problem:
+    return Problem(
+        qid=row.get("unique_id", f"math500-{i}"), question=_need(row, "problem"), answer=str(_need(row, "answer")),
+        meta={"level": row.get("level"), "subject": row.get("subject")},
+    )
+
+
+def _amc23(row: dict, i: int) -> Problem:
+    gold = _need(row, "answer")
+    if isinstance(gold, float) and gold.is_integer():
+        gold = int(gold)
+    return Problem(qid=f"amc23-{row.get('id', i)}", question=_need(row, "problem", "question"), answer=str(gold))
+
+
+def _medqa(row: dict, i: int) -> Problem:
+    return _checked_choice(f"medqa-{row.get('realidx', i)}", _need(row, "question"), _as_choices(_need(row, "options")),
+                           _need(row, "answer_idx"))
+
+
+def _medxpertqa(row: dict, i: int) -> Problem:
+    stem = _need(row, "question").split("\nAnswer Choices:")[0]
+    return _checked_choice(str(row.get("realidx", f"medxpertqa-{i}")), stem, _as_choices(_need(row, "options")),
+                           _need(row, "answer_idx", "label"))
+
+
+def _medbullets(row: dict, i: int) -> Problem:
+    choices = {k.upper(): str(row[f"op{k}"]) for k in "abcde" if row.get(f"op{k}") not in (None, "")}
+    return _checked_choice(f"medbullets-{i}", _need(row, "question"), choices, _need(row, "answer_idx"))
+
+
+def _arc_like(prefix: str) -> Callable[[dict, int], Problem]:
+    def convert(row: dict, i: int) -> Problem:
+        q = _need(row, "question")
+        stem, choices = (q["stem"], q["choices"]) if isinstance(q, dict) else (q, _need(row, "choices"))
+        return _checked_choice(f"{prefix}-{row.get('id', i)}", stem, _as_choices(choices), _need(row, "answerKey"))
+
+    return convert
+
+
+def _strategyqa(row: dict, i: int) -> Problem:
+    gold = _need(row, "answer")
+    if isinstance(gold, bool):
+        gold = "Yes" if gold else "No"
+    if gold not in ("Yes", "No"):
+        raise ValueError(f"answer {gold!r} is not Yes or No")
+    return Problem(qid=f"strategyqa-{i}", question=_need(row, "question").strip(), answer=gold,
+                   meta={"rationale": row.get("rationale") or row.get("facts")})
+
+
+def _gpqa(row: dict, i: int) -> Problem:
+    options = [_need(row, "Correct Answer")] + [_need(row, f"Incorrect Answer {k}") for k in (1, 2, 3)]
+    rid = row.get("Record ID") or str(i)
+    order = list(range(4))
+    random.Random(f"gpqa:{rid}").shuffle(order)  # fixed per question, independent of row order
+    choices = {"ABCD"[pos]: options[j].strip() for pos, j in enumerate(order)}
+    gold = "ABCD"[order.index(0)]
+    return _checked_choice(f"gpqa-{rid}", _need(row, "Question"), choices, gold,
+                           meta={"domain": row.get("High-level domain")})
+
+
+# ---------------------------------------------------------------- readers
+
+Row = tuple[str, int, dict]  # (file, 1-based line or row number, raw row)
+
+
+def _read_jsonl(path: Path) -> Iterator[Row]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield str(path), n, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+
+
+def _read_json_list(path: Path) -> Iterator[Row]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):  # pandas column-oriented: {column: {row_index: value}}
+        index = sorted(next(iter(data.values())), key=int)
+        data = [{col: vals.get(k) for col, vals in data.items()} for k in index]
+    for n, row in enumerate(data, 1):
+        yield str(path), n, row
+
+
+def _read_strategyqa(data_dir: Path, split: str) -> Iterator[Row]:
+    path = data_dir / "strategyqa" / "strategy_qa.json"
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    idx = json.loads((data_dir / "strategyqa" / "strategy_qa__default.json").read_text())[split]
+    for i in idx:
+        yield str(path), i + 1, rows[i]
+
+
+def _read_gpqa(path: Path) -> Iterator[Row]:
+    with zipfile.ZipFile(path) as z:  # the CSV stays inside its password-protected zip
+        text = z.read("gpqa_diamond.csv", pwd=GPQA_PASSWORD).decode("utf-8")
+    for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2):
+        yield str(path), n, row
+
+
+# ---------------------------------------------------------------- the registry
+
+GENERAL_SYSTEM = "You are a helpful assistant who reasons carefully before answering. " + FORMAT_INSTRUCTION
+MEDICAL_SYSTEM = (  # the paper's appendix prompt, with its answer layout replaced by the kit's trace format
+    "You are a helpful medical AI Assistant. Your task is to select one correct answer from {first} to {last} "
+    "for the medical question. " + FORMAT_INSTRUCTION
+)
+ANSWER_HINT = {
+    "numeric": "Give the final answer as a number.",
+    "math": "Give the final answer in simplest form.",
+    "choice": "Give the letter of the correct option as the final answer.",
+    "yesno": "Answer Yes or No.",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # numeric | math | choice | yesno
+    files: dict  # split -> files under the data folder, or a callable (data_dir, split) -> rows
+    convert: Callable[[dict, int], Problem]
+    hub: tuple[str, str | None] | None = None  # (hub id, config) for users with internet
+    hub_splits: dict = field(default_factory=dict)  # our split -> hub split
+    medical: bool = False
+    data_dir: Path | None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.files) if isinstance(self.files, dict) else []
+
+    # -- loading
+    def load(self, split: str = "test", on_error: str = "raise", limit: int | None = None) -> Problems:
+        """Problems of ``split``. A malformed row raises ``DataError`` naming file and line, or with
+        ``on_error="skip"`` is skipped and recorded in ``.skipped``."""
+        if on_error not in ("raise", "skip"):
+            raise ValueError("on_error must be 'raise' or 'skip'")
+        out, skipped = Problems(), []
+        for i, (src, line, row) in enumerate(self._rows(split)):
+            try:
+                p = self.convert(row, i)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                msg = f"{src}:{line}: {self.name} row is malformed: {e}"
+                if on_error == "raise":
+                    raise DataError(msg) from e
+                skipped.append(msg)
+                continue
+            out.append(p)
+            if limit is not None and len(out) >= limit:
+                break
+        out.skipped = skipped
+        return out
+
+    def _rows(self, split: str) -> Iterator[Row]:
+        if split not in self.files:
+            raise KeyError(f"task {self.name!r} has no split {split!r}; splits: {self.splits}")
+        data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
+        spec = self.files[split]
+        if callable(spec):
+            yield from spec(data_dir, split)
+            return
+        paths = [data_dir / p for p in spec]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            yield from self._hub_rows(split, missing)
+            return
+        for p in paths:
+            if p.suffix == ".zip":
+                yield from _read_gpqa(p)
+            elif p.suffix == ".json":
+                yield from _read_json_list(p)
+            else:
+                yield from _read_jsonl(p)
+
+    def _hub_rows(self, split: str, missing: list[Path]) -> Iterator[Row]:
+        where = f"local file {missing[0]} is missing (set HSIR_DATA_DIR or data_dir to the data folder)"
+        if not self.hub:
+            raise FileNotFoundError(f"{self.name}/{split}: {where}, and this task has no hub id")
+        hub_id, config = self.hub
+        hub_split = self.hub_splits.get(split, split)
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(hub_id, config, split=hub_split)
+        except Exception as e:  # network, gating, or a renamed dataset: say what to do instead
+            raise FileNotFoundError(
+                f"{self.name}/{split}: {where}, and loading hub id {hub_id!r} (split {hub_split!r}) failed: "
+                f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from e
+        for n, row in enumerate(ds, 1):
+            yield f"hf://{hub_id}/{hub_split}", n, dict(row)
+
+    # -- prompting
+    def messages(self, problem: Problem) -> list[dict]:
+        """Zero-shot chat messages in the trace format."""
+        if self.kind == "choice":
+            labels = list(problem.choices)
+            options = "\n".join(f"{k}. {v}" for k, v in problem.choices.items())
+            if self.medical:
+                system = MEDICAL_SYSTEM.format(first=labels[0], last=labels[-1])
+                user = (f"For the following medical question, select one correct answer from {labels[0]} to "
+                        f"{labels[-1]}.\nQuestion: {problem.question}\nOptions:\n{options}")
+            else:
+                system = GENERAL_SYSTEM
+                user = f"Question: {problem.question}\nOptions:\n{options}\n{ANSWER_HINT['choice']}"
+        else:
+            system = GENERAL_SYSTEM
+            user = f"{problem.question}\n{ANSWER_HINT[self.kind]}"
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def prompt(self, problem: Problem, tokenizer) -> str:
+        """The prompt text with the model's own chat template applied (generation prompt added)."""
+        msgs = self.messages(problem)
+        if getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in msgs) + "\n\n"
+
+    # -- answers
+    def extract(self, problem: Problem, completion: str) -> str | None:
+        """The final answer a completion states, normalised for this task's kind, or None."""
+        text, how = final_answer_text(completion)
+        if self.kind == "numeric":
+            v = parse_number(text, "first" if how == "answer_is" else "last")
+            return None if v is None else _fmt_number(v)
+        if self.kind == "math":
+            boxed = boxed_contents(text)
+            pred = boxed[-1] if boxed else text.strip()
+            if how == "text" and not boxed:
+                return None
+            return pred.strip().rstrip(".").strip() or None
+        if self.kind == "choice":
+            return _choice_label(text, list(problem.choices), how, problem.choices)
+        return _yes_no(text, how)
+
+    def score(self, problem: Problem, completion: str) -> bool:
+        """Is the completion's final answer the gold answer?"""
+        return self._matches(problem, self.extract(problem, completion))
+
+    def _matches(self, problem: Problem, pred: str | None) -> bool:
+        if pred is None:
+            return False
+        if self.kind == "numeric":
+            gold = parse_number(problem.answer)
+            return gold is not None and abs(float(pred) - gold) <= 1e-6
+        if self.kind == "math":
+            from math_verify import verify
+
+            gold, got = _mv_parse(problem.answer), _mv_parse(pred)
+            return bool(gold and got) and verify(gold, got, timeout_seconds=_mv_timeout(5))
+        return pred == problem.answer
+
+    def states_answer(self, step: str, problem: Problem) -> bool:
+        """Does this reasoning step already state the gold answer ("the answer is 14", ``\\boxed{14}``)?
+
+        The strict text match VeriExit uses by default: a step whose intermediate result merely equals the
+        gold number does not count (that fires on coincidences and yields truncated, skipped-step solutions).
+        """
+        fragments = [step[m.end() :].split("\n", 1)[0] for m in _ANSWER_IS.finditer(step)]
+        fragments += [f"\\boxed{{{b}}}" for b in boxed_contents(step)]
+        for frag in fragments:
+            if self.kind == "numeric":
+                v = parse_number(frag, "first")
+                pred = None if v is None else _fmt_number(v)
+            elif self.kind == "math":
+                pred = (boxed_contents(frag) or [re.split(r"(?<=[^\\])[,;]\s|\.\s|\.$", frag.strip())[0]])[-1]
+            elif self.kind == "choice":
+                pred = _choice_label(frag, list(problem.choices), "answer_is", problem.choices)
+            else:
+                pred = _yes_no(frag, "answer_is")
+            if self._matches(problem, pred):
+                return True
+        return False
+
+
+def _fmt_number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def _synthetic_rows(data_dir: Path, split: str) -> Iterator[Row]:
+    from hsir import synthetic
+
+    for n, row in enumerate(synthetic.rows(split), 1):
+        yield f"synthetic:{split}", n, row
+
+
+def _synthetic(row: dict, i: int) -> Problem:
+    return Problem(qid=row["qid"], question=row["question"], answer=str(row["answer"]),
+                   reasoning=row.get("reasoning"), meta=row.get("meta", {}))
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("gsm8k", "numeric", {"train": ["gsm8k/train.jsonl"], "test": ["gsm8k/test.jsonl"],
+                              "seed": ["seed_reasoning/gsm8k_r1/sft_train.jsonl",
+                                       "seed_reasoning/gsm8k_r1/sft_val.jsonl"]},
+         _gsm8k, hub=("openai/gsm8k", "main")),
+    Task("math500", "math", {"test": ["math500/test.jsonl"]}, _math500, hub=("HuggingFaceH4/MATH-500", None)),
+    Task("amc23", "math", {"test": ["amc23/test.jsonl"]}, _amc23, hub=("zwhe99/amc23", None)),
+    Task("medqa", "choice", {"train": ["medqa/train.jsonl"], "test": ["medqa/test.jsonl"]}, _medqa,
+         hub=("GBaker/MedQA-USMLE-4-options", None), medical=True),
+    Task("medbullets", "choice", {"test": ["medbullets/medbullets_op4.json"]}, _medbullets, medical=True),
+    Task("medxpertqa", "choice", {"test": ["medxpertqa/medxpertqa-r/test.jsonl", "medxpertqa/medxpertqa-u/test.jsonl"],
+                                  "dev": ["medxpertqa/medxpertqa-r/train.jsonl"]},
+         _medxpertqa, hub=("TsinghuaC3I/MedXpertQA", "Text"), medical=True),
+    Task("arc", "choice", {"train": ["arc_challenge/ARC-Challenge-Train.jsonl"],
+                           "dev": ["arc_challenge/ARC-Challenge-Dev.jsonl"],
+                           "test": ["arc_challenge/ARC-Challenge-Test.jsonl"]},
+         _arc_like("arc"), hub=("allenai/ai2_arc", "ARC-Challenge"), hub_splits={"dev": "validation"}),
+    # CSQA's official test labels are hidden; like the field, "test" scores the labelled dev split.
+    Task("csqa", "choice", {"train": ["commonsenseqa/train_rand_split.jsonl"],
+                            "test": ["commonsenseqa/dev_rand_split.jsonl"]},
+         _arc_like("csqa"), hub=("tau/commonsense_qa", None), hub_splits={"test": "validation"}),
+    Task("strategyqa", "yesno", {"train": _read_strategyqa, "test": _read_strategyqa}, _strategyqa,
+         hub=("ChilleD/StrategyQA", None)),
+    Task("gpqa", "choice", {"test": ["gpqa/gpqa_diamond.zip"]}, _gpqa,
+         hub=("Idavidrein/gpqa", "gpqa_diamond"), hub_splits={"test": "train"}),
+    Task("synthetic", "numeric", {s: _synthetic_rows for s in ("seed", "unlabeled", "test")}, _synthetic),
+]}
+
+
+def get_task(name: str, data_dir: str | Path | None = None) -> Task:
+    """The task called ``name``; an unknown name raises an error listing the valid ones."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    task = TASKS[name]
+    if data_dir is not None:
+        from dataclasses import replace
+
+        task = replace(task, data_dir=Path(data_dir))
+    return task

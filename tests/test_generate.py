@@ -1,0 +1,53 @@
+import pytest
+
+from hsir.generate import HFGenerator, SamplingConfig, finish, greedy, make_generator
+from hsir.traces import EXIT_PROMPT
+
+
+def test_finish_cuts_at_the_stop_string_and_keeps_it():
+    c = finish("x</answer>\nmore", [5, 6, 7, 2, 2], {2}, ("</answer>",), 10)
+    assert c.text == "x</answer>" and c.finish_reason == "stop" and c.token_ids == [5, 6, 7] and not c.truncated
+    c = finish("abc", [5, 6, 2, 2], {2}, ("</answer>",), 10)
+    assert c.finish_reason == "eos" and c.token_ids == [5, 6, 2] and c.n_tokens == 3
+    c = finish("abc", [5, 6, 7], {2}, ("</answer>",), 3)
+    assert c.truncated and c.finish_reason == "length"
+
+
+@pytest.fixture(scope="module")
+def smoke_gen(smoke_model):
+    model, tok = smoke_model
+    return HFGenerator("smoke:tiny-llama", dtype="fp32", model=model, tokenizer=tok, batch_size=4, progress=False)
+
+
+def test_n_samples_per_prompt_with_consistent_counts(smoke_gen):
+    out = smoke_gen.generate(["Hello there", [1, 2, 3, 4, 5, 6]], SamplingConfig(n=3, max_new_tokens=12, seed=1))
+    assert [len(o) for o in out] == [3, 3]
+    for comps in out:
+        for c in comps:
+            assert c.n_tokens == len(c.token_ids) <= 12
+            assert c.truncated == (c.finish_reason == "length")
+    assert smoke_gen.stats.tokens >= sum(c.n_tokens for cs in out for c in cs)
+
+
+def test_same_seed_same_samples_other_seed_differs(smoke_gen):
+    cfg = SamplingConfig(n=2, max_new_tokens=10, seed=7)
+    a = smoke_gen.generate(["a b c", "d e"], cfg)
+    b = smoke_gen.generate(["a b c", "d e"], cfg)
+    c = smoke_gen.generate(["a b c", "d e"], SamplingConfig(n=2, max_new_tokens=10, seed=8))
+    ids = lambda out: [x.token_ids for cs in out for x in cs]
+    assert ids(a) == ids(b) and ids(a) != ids(c)
+
+
+@pytest.mark.slow
+def test_embedded_continues_a_prefix_and_stops_at_answer_close(embedded_model):
+    model, tok = embedded_model
+    gen = HFGenerator("embedded:smollm2-135m", dtype="fp32", model=model, tokenizer=tok, progress=False)
+    prefix = "<answer>\n42\n</answer>\n<answer>\n42\n</answer>\n<think>\nSo the answer is 42." + EXIT_PROMPT
+    [[c]] = gen.generate([prefix], greedy(24))
+    assert c.finish_reason == "stop" and c.text.endswith("</answer>") and "42" in c.text
+    assert c.n_tokens == len(c.token_ids) and tok.decode(c.token_ids).rstrip().endswith("</answer>")
+
+
+def test_unknown_backend_is_an_error():
+    with pytest.raises(ValueError, match="unknown generation backend"):
+        make_generator("smoke:tiny-llama", backend="tgi")

@@ -1,0 +1,52 @@
+import json
+import shutil
+
+import nbformat
+import pytest
+
+from hsir import reproduce
+from hsir.runs import read_json
+
+from .conftest import ROOT
+
+
+def test_notebooks_are_stripped_and_have_a_parameters_cell():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert not c.outputs and c.execution_count is None, f"{path.name}: outputs must be stripped"
+
+
+def test_every_profile_parameter_names_a_notebook_parameter():
+    for yaml_path in sorted((ROOT / "params").glob("*/*.yaml")):
+        nb_path = ROOT / "notebooks" / f"{yaml_path.stem}.ipynb"
+        assert nb_path.exists(), f"{yaml_path} has no notebook"
+        nb = nbformat.read(nb_path, as_version=4)
+        src = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        import yaml
+
+        for key in yaml.safe_load(yaml_path.read_text()):
+            assert f"\n{key} =" in "\n" + src, f"{yaml_path}: {key!r} is not a parameter of {nb_path.name}"
+
+
+def test_unknown_profile_is_named():
+    with pytest.raises(SystemExit, match="unknown profile 'nope'"):
+        reproduce.notebooks_for("nope")
+
+
+@pytest.mark.slow
+def test_smoke_quickstart_runs_headless(tmp_path, monkeypatch, smoke_model):
+    monkeypatch.chdir(ROOT)
+    shutil.rmtree(ROOT / "runs" / "smoke", ignore_errors=True)  # no stale artifacts to resume from
+    out = reproduce.run("smoke", only=["00_quickstart"], out_root=tmp_path)
+    nb = nbformat.read(out[0], as_version=4)
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    metrics = read_json(ROOT / "runs" / "smoke" / "quickstart" / "metrics.json")
+    assert set(metrics) == {"synthetic", "gsm8k"} and metrics["synthetic"]["n"] == 4
+    assert metrics["synthetic"]["backend"] == "hf" and "torch" in metrics["synthetic"]["versions"]
+    assert (ROOT / "figures" / "smoke" / "00_correct_counts.png").exists()
+    samples = (ROOT / "runs" / "smoke" / "quickstart" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == 3 * 2 and all("correct" in json.loads(s) for s in samples)
