@@ -123,12 +123,13 @@ def generate_bench(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "_generate", "_scoring"])
+    ap.add_argument("which", choices=["generate", "scoring", "device", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
     ap.add_argument("--sweep", action="store_true", help="also the vLLM settings sweep")
     ap.add_argument("--only", nargs="*", help="configuration names to run")
+    ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
     args = ap.parse_args(argv)
     if args.which == "_generate":
         print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.which == "generate":
         result = generate_bench(args)
+    elif args.which == "device":
+        from hsir.bench_device import device_check
+
+        result = device_check(args)
     else:
         result = _subprocess("scoring", {}, args)
     out = Path(args.out or f"bench/{args.which}.json")

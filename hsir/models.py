@@ -28,7 +28,7 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat1
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HSIR_CACHE_DIR", Path.home() / ".cache" / "hsir"))
+    return Path(os.environ.get("HSIR_CACHE_DIR") or Path.home() / ".cache" / "hsir")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

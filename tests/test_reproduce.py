@@ -38,12 +38,15 @@ def test_unknown_profile_is_named():
 
 
 @pytest.mark.slow
-def test_smoke_quickstart_runs_headless(tmp_path, monkeypatch, smoke_model):
+def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     monkeypatch.chdir(ROOT)
     shutil.rmtree(ROOT / "runs" / "smoke", ignore_errors=True)  # no stale artifacts to resume from
-    out = reproduce.run("smoke", only=["00_quickstart"], out_root=tmp_path)
-    nb = nbformat.read(out[0], as_version=4)
-    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    out = reproduce.run("smoke", out_root=tmp_path)
+    assert [p.name for p in out] == ["00_quickstart.ipynb", "07_indiv_analysis.ipynb"]
+    for path in out:
+        nb = nbformat.read(path, as_version=4)
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert (ROOT / "figures" / "smoke" / "07_redundancy_auc.png").exists()
     metrics = read_json(ROOT / "runs" / "smoke" / "quickstart" / "metrics.json")
     assert set(metrics) == {"synthetic", "gsm8k"} and metrics["synthetic"]["n"] == 4
     assert metrics["synthetic"]["backend"] == "hf" and "torch" in metrics["synthetic"]["versions"]
