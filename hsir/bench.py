@@ -1,5 +1,8 @@
 """Benchmarks, written to JSON: ``python -m hsir.bench generate`` and ``python -m hsir.bench scoring``.
 
+``agreement``: greedy evaluation with both backends on the same 64 synthetic problems; the share whose
+extracted answers agree (exact text equality is not expected: kernels differ).
+
 ``generate``: sampling throughput of the embedded model on 32 synthetic prompts × 8 samples × 128 new tokens,
 for each backend configuration side by side in one run (each in its own process, so that start-up and peak
 memory are its own), with the compute ceiling estimated from a measured bf16 matrix-product rate:
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +31,8 @@ SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time fr
     "vllm-bf16-eager": {"backend": "vllm", "dtype": "bf16", "enforce_eager": True},
     "vllm-fp32": {"backend": "vllm", "dtype": "fp32"},
     "vllm-bf16-seqs512": {"backend": "vllm", "dtype": "bf16", "max_num_seqs": 512},
+    # vLLM drops the engine's torch threads to 1 on a 2-core box; let the worker compute on both cores.
+    "vllm-bf16-omp2": {"backend": "vllm", "dtype": "bf16", "env": {"OMP_NUM_THREADS": "2"}},
 }
 
 
@@ -48,11 +52,41 @@ def matmul_flops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, seconds: fl
     return 2 * n**3 * done / (time.perf_counter() - t0)
 
 
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process and of its finished children (vLLM's engine runs in one)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, kids) / 2**20, 3)
+class TreeMemory:
+    """Peak resident memory of this process and all its descendants (vLLM's engine and worker run as children),
+    sampled every 0.2 s on a background thread."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        self.peak, self.interval, self._stop = 0, interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gib(self) -> float:
+        return round(self.peak / 2**30, 3)
 
 
 def bench_prompts(n_prompts: int = 32):
@@ -68,29 +102,73 @@ def one_generate(cfg: dict, model: str, n_prompts: int, n: int, max_new_tokens: 
 
     cfg = dict(cfg)
     backend = cfg.pop("backend")
-    t0 = time.perf_counter()
-    gen = make_generator(model, backend=backend, progress=False, **cfg)
-    startup = time.perf_counter() - t0
-    task, problems = bench_prompts(n_prompts)
-    prompts = [task.prompt(p, gen.tokenizer) for p in problems]
-    gen.generate(prompts[:4], SamplingConfig(n=1, max_new_tokens=8, seed=1))  # warm-up
-    sc = SamplingConfig(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=0, stop=())
-    t0 = time.perf_counter()
-    out = gen.generate(prompts, sc)
-    secs = time.perf_counter() - t0
-    tokens = sum(c.n_tokens for cs in out for c in cs)
-    gen.close()
+    with TreeMemory() as mem:
+        t0 = time.perf_counter()
+        gen = make_generator(model, backend=backend, progress=False, **cfg)
+        startup = time.perf_counter() - t0
+        task, problems = bench_prompts(n_prompts)
+        prompts = [task.prompt(p, gen.tokenizer) for p in problems]
+        gen.generate(prompts[:4], SamplingConfig(n=1, max_new_tokens=8, seed=1))  # warm-up
+        sc = SamplingConfig(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=0, stop=())
+        t0 = time.perf_counter()
+        out = gen.generate(prompts, sc)
+        secs = time.perf_counter() - t0
+        tokens = sum(c.n_tokens for cs in out for c in cs)
+        gen.close()
     return {"backend": backend, **cfg, "startup_s": round(startup, 2), "seconds": round(secs, 2), "tokens": tokens,
-            "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": peak_rss_gib()}
+            "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": mem.peak_gib}
 
 
 def _subprocess(kind: str, cfg: dict, args) -> dict:
+    import os
+
+    cfg = dict(cfg)
+    env = os.environ | cfg.pop("env", {})
     cmd = [sys.executable, "-m", "hsir.bench", f"_{kind}", json.dumps(cfg), "--model", args.model]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {**cfg, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     return json.loads(lines[-1])
+
+
+def agreement_bench(args, n_problems: int = 64, max_new_tokens: int = 256) -> dict:
+    """Greedy evaluation with both backends on the same synthetic problems: how often the extracted answers agree."""
+    import tempfile
+
+    from hsir.evaluate import evaluate
+    from hsir.generate import make_generator
+
+    dtype = args.dtype
+    task, problems = bench_prompts(n_problems)
+    rows, stats = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in ("hf", "vllm"):
+            gen = make_generator(args.model, backend=backend, dtype=dtype, progress=False)
+            t0 = time.perf_counter()
+            stats[backend] = evaluate(task, problems, gen, f"{tmp}/{backend}", max_new_tokens=max_new_tokens)
+            stats[backend]["seconds"] = round(time.perf_counter() - t0, 1)
+            gen.close()
+            from hsir.runs import read_jsonl
+
+            rows[backend] = {r["qid"]: r for r in read_jsonl(f"{tmp}/{backend}/eval_synthetic.jsonl")}
+    qids = [p.qid for p in problems]
+    same_pred = sum(rows["hf"][q]["pred"] == rows["vllm"][q]["pred"] for q in qids)
+    same_text = sum(rows["hf"][q]["text"] == rows["vllm"][q]["text"] for q in qids)
+    keep = ("accuracy", "mean_tokens", "truncation_rate", "seconds")
+    return {"bench": "agreement", "model": args.model, "dtype": dtype, "problems": len(qids),
+            "max_new_tokens": max_new_tokens, "answer_agreement": round(same_pred / len(qids), 4),
+            "text_agreement": round(same_text / len(qids), 4),
+            "backends": {b: {k: stats[b][k] for k in keep} for b in stats}, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def load_seconds(model: str) -> dict:
+    """Seconds to load the model from its safetensors cache in a fresh process: the call alone, and with imports."""
+    code = ("import time; t0 = time.perf_counter(); from hsir.models import load_model; t1 = time.perf_counter(); "
+            f"load_model({model!r}, dtype='bf16'); t2 = time.perf_counter(); print(round(t2 - t1, 2), round(t2 - t0, 2))")
+    subprocess.run([sys.executable, "-c", code], capture_output=True)  # builds the cache if it is missing
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    return {"load_call": float(out[0]), "with_imports": float(out[1])} if len(out) == 2 else {"error": "failed"}
 
 
 def generate_bench(args) -> dict:
@@ -113,7 +191,9 @@ def generate_bench(args) -> dict:
         results[name] = r
         print(f"[bench] {name}: {r}", flush=True)
     return {
-        "bench": "generate", "model": args.model, "workload": "32 prompts x 8 samples x 128 new tokens, no early stop",
+        "bench": "generate", "model": args.model,
+        "workload": "32 prompts x 8 samples x up to 128 new tokens; no stop string, EOS still ends a sample",
+        "cached_load_s": load_seconds(args.model),
         "parameters": params, "bf16_matmul_gflops": round(rate / 1e9, 1),
         "ceiling_tokens_per_s": round(ceiling, 1), "configs": results,
         "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
@@ -123,13 +203,14 @@ def generate_bench(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "device", "_generate", "_scoring"])
+    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
     ap.add_argument("--sweep", action="store_true", help="also the vLLM settings sweep")
     ap.add_argument("--only", nargs="*", help="configuration names to run")
     ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
+    ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
     args = ap.parse_args(argv)
     if args.which == "_generate":
         print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
@@ -141,13 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.which == "generate":
         result = generate_bench(args)
+    elif args.which == "agreement":
+        result = agreement_bench(args)
     elif args.which == "device":
         from hsir.bench_device import device_check
 
         result = device_check(args)
     else:
         result = _subprocess("scoring", {}, args)
-    out = Path(args.out or f"bench/{args.which}.json")
+    suffix = f"-{args.dtype}" if args.which == "agreement" else ""
+    out = Path(args.out or f"bench/{args.which}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"[bench] wrote {out}")

@@ -36,7 +36,7 @@ def versions() -> dict[str, str]:
 
 
 def sample_and_score(task: Task, problems: Sequence[Problem], generator, cfg: SamplingConfig, out_path: str | Path,
-                     origin: str = "sample", chunk: int = 64) -> list[dict]:
+                     origin: str = "sample", chunk: int = 256) -> list[dict]:
     """Generate ``cfg.n`` completions per problem, score them, and write ``out_path`` (JSONL) atomically."""
     store = ResumableJsonl(out_path, key=lambda r: r["qid"])
     todo = [p for p in problems if p.qid not in store.done]

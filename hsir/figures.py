@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "inline")) else None
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # headless runs fall back to Agg by themselves; notebooks keep their inline backend
 
 
 def save(fig, folder: str | Path, name: str) -> Path:

@@ -141,9 +141,10 @@ def _choice_label(text: str, labels: list[str], how: str, choices: dict[str, str
         for label, option in choices.items():
             if low == option.strip().lower().rstrip("."):
                 return label
-    hits = list(re.finditer(rf"answer\s+is\s*:?\s*\(?({lab})\)?(?=$|[\s.:,)\]])", text, re.I))
+    # "answer is" in any case, the label as written: "the answer is a bit unclear" names no option
+    hits = list(re.finditer(rf"(?i:answer\s+is)\s*:?\s*\(?({lab})\)?(?=$|[\s.:,)\]])", text))
     if hits:
-        return hits[-1].group(1).upper() if hits[-1].group(1).upper() in labels else hits[-1].group(1)
+        return hits[-1].group(1)
     if how == "block":
         hits = list(re.finditer(rf"\(({lab})\)", text))
         if hits:

@@ -145,6 +145,7 @@ MC = Problem("c", "?", "C", choices={"A": "red", "B": "green", "C": "blue", "D":
     ("I first thought the answer is A, but the answer is C.", True),
     ("<answer>A</answer>", False),
     ("A long discussion without a verdict", False),
+    ("So the answer is a bit unclear; maybe C is wrong.", False),  # an article is not option A, nor a guess
 ])
 def test_choice_extraction(text, ok):
     assert get_task("medqa").score(MC, text) is ok
