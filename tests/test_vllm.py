@@ -56,6 +56,7 @@ def test_sampling_stage_with_vllm_matches_the_hf_interface(engine, tmp_path):
     from hsir.tasks import get_task
 
     task = get_task("synthetic")
-    rows = sample_and_score(task, task.load("test", limit=4), engine, SamplingConfig(n=2, max_new_tokens=32), tmp_path / "s.jsonl")
+    cfg = SamplingConfig(n=2, max_new_tokens=32)
+    rows = sample_and_score(task, task.load("test", limit=4), engine, cfg, tmp_path / "s.jsonl")
     assert len(rows) == 8 and {r["origin"] for r in rows} == {"sample"}
     assert all(r["n_tokens"] <= 32 for r in rows)
