@@ -85,9 +85,10 @@ def device_check(args) -> dict:
     texts = [c.text for cs in comps for c in cs]
     sol_prompts = [p for p in prompts for _ in range(n_samples)]
     indiv_scores(big, tok, sol_prompts[:8], texts[:8])
+    from hsir.bench_scoring import TIMED_VARIANTS
+
     timings = {}
-    for name, kw in {"indiv_default_s": {}, "indiv_step_received_s": {"weighting": "received", "granularity": "step"},
-                     "indiv_no_weighting_s": {"weighting": "none"}}.items():
+    for name, kw in TIMED_VARIANTS.items():
         best = float("inf")
         for _ in range(3):  # best of three: the first call of a shape pays for kernel selection
             _sync()
