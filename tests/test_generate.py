@@ -51,3 +51,12 @@ def test_embedded_continues_a_prefix_and_stops_at_answer_close(embedded_model):
 def test_unknown_backend_is_an_error():
     with pytest.raises(ValueError, match="unknown generation backend"):
         make_generator("smoke:tiny-llama", backend="tgi")
+
+
+def test_auto_backend_says_which_it_picked(monkeypatch, caplog):
+    import hsir.generate as generate
+
+    monkeypatch.setattr(generate, "vllm_available", lambda: False)
+    with caplog.at_level("WARNING", logger="hsir.generate"):
+        gen = make_generator("smoke:tiny-llama", backend="auto", dtype="fp32", device="cpu", progress=False)
+    assert gen.backend == "hf" and "generation backend: hf (auto)" in caplog.text
