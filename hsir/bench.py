@@ -138,6 +138,7 @@ def agreement_bench(args, n_problems: int = 64, max_new_tokens: int = 256) -> di
 
     from hsir.evaluate import evaluate
     from hsir.generate import make_generator
+    from hsir.runs import read_jsonl
 
     dtype = args.dtype
     task, problems = bench_prompts(n_problems)
@@ -149,8 +150,6 @@ def agreement_bench(args, n_problems: int = 64, max_new_tokens: int = 256) -> di
             stats[backend] = evaluate(task, problems, gen, f"{tmp}/{backend}", max_new_tokens=max_new_tokens)
             stats[backend]["seconds"] = round(time.perf_counter() - t0, 1)
             gen.close()
-            from hsir.runs import read_jsonl
-
             rows[backend] = {r["qid"]: r for r in read_jsonl(f"{tmp}/{backend}/eval_synthetic.jsonl")}
     qids = [p.qid for p in problems]
     same_pred = sum(rows["hf"][q]["pred"] == rows["vllm"][q]["pred"] for q in qids)

@@ -78,16 +78,19 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, lev
 
 
 def summarize(rows: Sequence[dict]) -> dict:
+    if not rows:
+        nan = float("nan")
+        return {"n": 0, "accuracy": nan, "accuracy_ci95": [nan, nan], "mean_tokens": nan, "truncation_rate": nan,
+                "extracted_rate": nan, "format_rate": nan}
     correct = [float(r["correct"]) for r in rows]
-    lo, hi = bootstrap_ci(correct)
     return {
         "n": len(rows),
-        "accuracy": float(np.mean(correct)) if rows else float("nan"),
-        "accuracy_ci95": [lo, hi],
-        "mean_tokens": float(np.mean([r["n_tokens"] for r in rows])) if rows else float("nan"),
-        "truncation_rate": float(np.mean([r["truncated"] for r in rows])) if rows else float("nan"),
-        "extracted_rate": float(np.mean([r["pred"] is not None for r in rows])) if rows else float("nan"),
-        "format_rate": float(np.mean([has_format(r["text"]) for r in rows])) if rows else float("nan"),
+        "accuracy": float(np.mean(correct)),
+        "accuracy_ci95": list(bootstrap_ci(correct)),
+        "mean_tokens": float(np.mean([r["n_tokens"] for r in rows])),
+        "truncation_rate": float(np.mean([r["truncated"] for r in rows])),
+        "extracted_rate": float(np.mean([r["pred"] is not None for r in rows])),
+        "format_rate": float(np.mean([has_format(r["text"]) for r in rows])),
     }
 
 

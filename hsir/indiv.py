@@ -177,14 +177,10 @@ def middle_states(model, prompt_ids: Sequence[list[int]], solution_ids: Sequence
 
 def token_steps(tokenizer, text: str) -> np.ndarray:
     """The reasoning-step index of each token of ``text`` (-1 for tokens outside every step, e.g. tags)."""
-    from hsir.traces import split_steps
+    from hsir.traces import step_spans
 
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    spans, pos = [], 0
-    for step in split_steps(text):
-        start = text.index(step, pos)
-        pos = start + len(step)
-        spans.append((start, pos))
+    spans = step_spans(text)
     ends = np.array([e for _, e in spans]) if spans else np.zeros(0)
     out = np.full(len(offsets), -1)
     for t, (a, b) in enumerate(offsets):

@@ -58,18 +58,23 @@ def has_format(text: str) -> bool:
     return bool(m) and bool(m.group(2).strip()) and text.count(THINK_OPEN) == 1 and text.count(ANSWER_OPEN) == 1
 
 
+def step_spans(text: str) -> list[tuple[int, int]]:
+    """Character span (start, end) in ``text`` of each reasoning step, in order."""
+    spans, pos = [], 0
+    for step in split_steps(text):
+        start = text.index(step, pos)
+        pos = start + len(step)
+        spans.append((start, pos))
+    return spans
+
+
 def prefix_through_step(text: str, step_index: int) -> str:
     """The completion text up to and including step ``step_index`` (0-based) of its reasoning.
 
     VeriExit cuts a failed solution here and appends EXIT_PROMPT; the prefix keeps the original
     characters (tags and spacing) so that the continuation sees exactly what the model wrote.
     """
-    steps = split_steps(text)
-    if not 0 <= step_index < len(steps):
-        raise IndexError(f"step {step_index} out of range: the trace has {len(steps)} steps")
-    pos = 0
-    for i, step in enumerate(steps):
-        pos = text.index(step, pos) + len(step)
-        if i == step_index:
-            return text[:pos]
-    raise AssertionError("unreachable")
+    spans = step_spans(text)
+    if not 0 <= step_index < len(spans):
+        raise IndexError(f"step {step_index} out of range: the trace has {len(spans)} steps")
+    return text[: spans[step_index][1]]
