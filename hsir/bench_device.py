@@ -108,7 +108,7 @@ def device_check(args) -> dict:
     t0 = time.perf_counter()
     [score_states(h, w) for h, w in zip(states, raw, strict=True)]
     _sync()
-    timings["split_eigen_s"] = round(time.perf_counter() - t0, 3)
+    timings["split_logdet_s"] = round(time.perf_counter() - t0, 3)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else 0

@@ -16,6 +16,7 @@ import time
 # The InDiv settings whose cost the benchmarks report (seconds keys -> indiv_scores keyword arguments).
 TIMED_VARIANTS = {
     "indiv_default_s": {},
+    "indiv_default_unshared_s": {"share_prompts": False},  # every sample re-runs its prompt
     "indiv_step_received_s": {"weighting": "received", "granularity": "step"},
     "indiv_no_weighting_s": {"weighting": "none"},
 }
@@ -74,6 +75,7 @@ def scoring_bench(args) -> dict:
     tokens = sum(c.n_tokens for cs in out for c in cs)
 
     model, tok = load_model(args.model, dtype="bf16")
+    prompt_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     indiv_scores(model, tok, sol_prompts[:8], texts[:8])  # warm-up
     timings = {}
     for name, kw in TIMED_VARIANTS.items():
@@ -91,8 +93,10 @@ def scoring_bench(args) -> dict:
     memory = json.loads(mem.stdout.strip().splitlines()[-1]) if mem.returncode == 0 else {"error": mem.stderr[-500:]}
     return {
         "bench": "scoring", "model": args.model, "solutions": len(texts), "generated_tokens": tokens,
+        "prompt_tokens": prompt_tokens, "prompt_tokens_if_not_shared": prompt_tokens * len(texts) // len(prompts),
         "generation_backend": backend, "generation_s": round(gen_s, 2), **timings, "eq3_s": round(eq3_s, 2),
         "indiv_over_generation": round(timings["indiv_default_s"] / gen_s, 3),
         "indiv_over_eq3": round(timings["indiv_default_s"] / eq3_s, 3),
+        "shared_over_unshared": round(timings["indiv_default_s"] / timings["indiv_default_unshared_s"], 3),
         "indiv_memory_2048_tokens": memory, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

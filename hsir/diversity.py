@@ -51,6 +51,8 @@ def load_embedder(name: str = EMBEDDED_EMBEDDER, device: str | None = None):
 
 def readiv_scores(texts: Sequence[str], embedder, threshold: float = 0.85, batch_size: int = 128) -> list[float]:
     """Eq.3 for each solution; all steps of all solutions go through the embedder in one batched pass."""
+    if not texts:
+        return []
     steps = [split_steps(t) or [t.strip() or "(empty)"] for t in texts]
     flat = [s for ss in steps for s in ss]
     emb = embedder.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)

@@ -15,8 +15,9 @@ kit's addition) first mean-pools the weighted token states of each reasoning ste
 step vectors: a restated step adds a near-duplicate row, whatever the solution's length.
 
 The model pass runs only the layers up to the middle (a hook stops the forward there), computes the middle
-layer's attention diagonal itself in row chunks (never a T×T map of every layer), and batches solutions of
-similar length, right-padded, so causal attention needs no mask.
+layer's attention diagonal itself in row chunks (never a T×T map of every layer), runs a prompt shared by K
+samples once and reuses its cache, and batches solutions of similar length, right-padded, so causal attention
+needs no mask.
 """
 
 from __future__ import annotations
@@ -68,10 +69,19 @@ def indiv_score(hidden: torch.Tensor | np.ndarray, weights=None, alpha: float = 
         raise ValueError(f"unknown form {form!r}; use 'gram' or 'covariance'")
     a = hc / math.sqrt(d)
     small = a @ a.T if n <= d else a.T @ a  # the smaller of the two Gram matrices
-    logdet = torch.log(torch.linalg.eigvalsh(small).clamp_min(0) + alpha).sum()
+    logdet = _logdet_plus(small, alpha)
     if n > d:
         logdet = logdet + (n - d) * math.log(alpha)
     return float(logdet / n)
+
+
+def _logdet_plus(g: torch.Tensor, alpha: float) -> torch.Tensor:
+    """ln det(G + αI) = Σ ln(σ_i + α) for a PSD G: via Cholesky (several times cheaper than eigenvalues), falling
+    back to clipped eigenvalues when roundoff makes G + αI indefinite."""
+    chol, info = torch.linalg.cholesky_ex(g + alpha * torch.eye(g.shape[0], dtype=g.dtype, device=g.device))
+    if int(info) == 0:
+        return 2 * torch.log(torch.diagonal(chol)).sum()
+    return torch.log(torch.linalg.eigvalsh(g).clamp_min(0) + alpha).sum()
 
 
 def normalise(a: torch.Tensor, norm: str = DEFAULT_NORM) -> torch.Tensor:
@@ -82,12 +92,20 @@ def normalise(a: torch.Tensor, norm: str = DEFAULT_NORM) -> torch.Tensor:
 
 
 class _Stop(Exception):
-    pass
+    """Raised after the middle layer: the later layers are never run."""
 
 
-def _attention_stats(attn, hidden, position_embeddings, lengths, starts, chunk=256) -> list[dict]:
+def _stop(*_):
+    raise _Stop
+
+
+def _attention_stats(attn, hidden, position_embeddings, lengths, starts, past_keys=None, chunk=256) -> list[dict]:
     """Per sequence, for its solution tokens, the max over heads of A_ii (``self``) and of the mean attention
-    that later tokens pay to token i (``received``), computed in row chunks from the layer's own q and k."""
+    that later tokens pay to token i (``received``), computed in row chunks from the layer's own q and k.
+
+    ``hidden`` holds positions ``P..`` of each sequence when ``past_keys`` (b × kv-heads × P × head-dim, the
+    layer's cached prompt keys) is given, else positions ``0..``; ``lengths``/``starts`` count from position 0.
+    """
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
     if not (hasattr(attn, "q_proj") and hasattr(attn, "k_proj")):
@@ -100,17 +118,21 @@ def _attention_stats(attn, hidden, position_embeddings, lengths, starts, chunk=2
         q, k = attn.q_norm(q), attn.k_norm(k)
     cos, sin = position_embeddings
     q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    offset = 0
+    if past_keys is not None:
+        offset = past_keys.shape[2]
+        k = torch.cat([past_keys.to(k.dtype), k], dim=2)
     k = repeat_kv(k, q.shape[1] // k.shape[1])
     out = []
     for s in range(b):
         n, st = lengths[s], starts[s]
-        qs, ks = q[s, :, :n].float(), k[s, :, :n].float()
+        qs, ks = q[s, :, : n - offset].float(), k[s, :, :n].float()
         dev = qs.device
         selfw = torch.empty(qs.shape[0], n - st, device=dev)
         recv = torch.zeros(qs.shape[0], n, device=dev)
         for i0 in range(st, n, chunk):
             i1 = min(n, i0 + chunk)
-            logits = (qs[:, i0:i1] @ ks.transpose(1, 2)) * attn.scaling  # heads × rows × n
+            logits = (qs[:, i0 - offset : i1 - offset] @ ks.transpose(1, 2)) * attn.scaling  # heads × rows × n
             causal = torch.arange(n, device=dev)[None, :] > torch.arange(i0, i1, device=dev)[:, None]
             probs = logits.masked_fill(causal, float("-inf")).softmax(-1)
             rows = torch.arange(i1 - i0, device=dev)
@@ -121,57 +143,129 @@ def _attention_stats(attn, hidden, position_embeddings, lengths, starts, chunk=2
     return out
 
 
-@torch.inference_mode()
-def middle_states(model, prompt_ids: Sequence[list[int]], solution_ids: Sequence[list[int]],
-                  attention: bool = True, max_batch_tokens: int = 16384, max_tokens: int | None = None):
-    """Middle-layer hidden states (n_i × d, float32) of each solution's tokens and, with ``attention``, their
-    raw attention weights ``{"self": (n_i,), "received": (n_i,)}`` (else None)."""
+def _middle(model):
+    """The decoder stack and L//2: InDiv reads hidden_states[L//2], the output of layer L//2 - 1."""
     base = getattr(model, "model", model)
-    layers = base.layers
-    mid = len(layers) // 2  # hidden_states[mid] of the L+1 tuple = output of layer mid-1
-    layer = layers[mid - 1]
-    seqs = []
-    for p, s in zip(prompt_ids, solution_ids, strict=True):
-        s = list(s)[: max_tokens] if max_tokens else list(s)
-        seqs.append((list(p), s))
-    order = sorted(range(len(seqs)), key=lambda i: -(len(seqs[i][0]) + len(seqs[i][1])))
-    states: list = [None] * len(seqs)
-    weights: list = [None] * len(seqs)
-    device = next(model.parameters()).device
+    return base, len(base.layers) // 2
+
+
+def _to_middle(model, ids, lengths, starts, attention: bool, past=None):
+    """One forward that stops after the middle layer: its output states and (with ``attention``) the weights.
+
+    With ``past`` (a cache of the shared prompt's first layers), ``ids`` holds only the solutions, all starting
+    at the same position; ``lengths``/``starts`` still count from position 0.
+    """
+    base, mid = _middle(model)
+    layer = base.layers[mid - 1]  # hidden_states[L//2] of the L+1 tuple = this layer's output
+    captured = {}
+
+    def pre_hook(module, args, kwargs):
+        hs = kwargs.get("hidden_states", args[0] if args else None)
+        cache = kwargs.get("past_key_values")
+        keys = cache.layers[module.layer_idx].keys if past is not None else None
+        captured["w"] = _attention_stats(module, hs, kwargs["position_embeddings"], lengths, starts, keys)
+
+    def hook(module, args, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    handles = [layer.register_forward_hook(hook)]
+    if attention:
+        handles.append(layer.self_attn.register_forward_pre_hook(pre_hook, with_kwargs=True))
+    try:  # right padding + causal mask: no attention mask needed
+        base(input_ids=ids.to(next(model.parameters()).device), past_key_values=past, use_cache=past is not None)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return captured["h"].float(), captured.get("w")
+
+
+def _prompt_cache(model, prompt: list[int]):
+    """The key/value cache of the layers up to the middle for one prompt (the rest is never needed)."""
+    from transformers import DynamicCache
+
+    base, mid = _middle(model)
+    cache = DynamicCache(config=model.config)
+    handle = base.layers[mid - 1].register_forward_hook(_stop)
+    try:
+        base(input_ids=torch.tensor([prompt], device=next(model.parameters()).device), past_key_values=cache,
+             use_cache=True)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return [(lay.keys, lay.values) for lay in cache.layers[:mid]]
+
+
+def _expand_cache(model, kv, b: int):
+    from transformers import DynamicCache
+
+    return DynamicCache([(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv], config=model.config)
+
+
+def _batches(order: list[int], widths: list[int], max_batch_tokens: int):
+    """Consecutive slices of ``order`` (longest first) with at most ``max_batch_tokens`` padded tokens each."""
     i = 0
     while i < len(order):
-        width = len(seqs[order[i]][0]) + len(seqs[order[i]][1])
-        size = max(1, max_batch_tokens // max(width, 1))
-        batch = order[i : i + size]
+        size = max(1, max_batch_tokens // max(widths[order[i]], 1))
+        yield order[i : i + size]
         i += size
-        lengths = [len(seqs[j][0]) + len(seqs[j][1]) for j in batch]
-        starts = [len(seqs[j][0]) for j in batch]
+
+
+@torch.inference_mode()
+def middle_states(model, prompt_ids: Sequence[list[int]], solution_ids: Sequence[list[int]],
+                  attention: bool = True, max_batch_tokens: int | None = None, max_tokens: int | None = None,
+                  share_prompts: bool = True):
+    """Middle-layer hidden states (n_i × d, float32) of each solution's tokens and, with ``attention``, their
+    raw attention weights ``{"self": (n_i,), "received": (n_i,)}`` (else None).
+
+    Solutions that share a prompt (HSIR's K samples) run the prompt once and reuse its cache of the first
+    layers (``share_prompts``); the others are batched by length. ``max_batch_tokens`` defaults to 1,024 on a
+    CPU (measured fastest there: 19.3 s vs 22.8 s at 8,192 for 85k tokens) and 16,384 on a GPU.
+    """
+    device = next(model.parameters()).device
+    if max_batch_tokens is None:
+        max_batch_tokens = 16384 if device.type == "cuda" else 1024
+    prompts = [list(p) for p in prompt_ids]
+    sols = [list(s)[:max_tokens] if max_tokens else list(s) for s in solution_ids]
+    if len(prompts) != len(sols):
+        raise ValueError(f"{len(prompts)} prompts for {len(sols)} solutions")
+    states: list = [None] * len(sols)
+    weights: list = [None] * len(sols)
+    for j in (j for j, s in enumerate(sols) if not s):  # nothing to run; scored NaN downstream
+        states[j] = torch.zeros(0, model.config.hidden_size, device=device)
+        weights[j] = {"self": torch.zeros(0), "received": torch.zeros(0)} if attention else None
+
+    def run(batch, width, offset, past=None):
+        lengths = [len(prompts[j]) + len(sols[j]) for j in batch]
+        starts = [len(prompts[j]) for j in batch]
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         for r, j in enumerate(batch):
-            ids[r, : lengths[r]] = torch.tensor(seqs[j][0] + seqs[j][1])
-        captured = {}
-
-        def pre_hook(module, args, kwargs, captured=captured, lengths=lengths, starts=starts):
-            if attention:
-                hs = kwargs.get("hidden_states", args[0] if args else None)
-                captured["w"] = _attention_stats(module, hs, kwargs["position_embeddings"], lengths, starts)
-
-        def hook(module, args, output, captured=captured):
-            captured["h"] = output[0] if isinstance(output, tuple) else output
-            raise _Stop
-
-        handles = [layer.register_forward_hook(hook), layer.self_attn.register_forward_pre_hook(pre_hook, with_kwargs=True)]
-        try:
-            base(input_ids=ids.to(device), use_cache=False)  # right padding + causal mask: no attention mask needed
-        except _Stop:
-            pass
-        finally:
-            for h in handles:
-                h.remove()
-        h = captured["h"].float()  # stays on the model's device: the eigenvalues are computed there too
+            ids[r, : lengths[r] - offset] = torch.tensor((prompts[j] + sols[j])[offset:])
+        h, w = _to_middle(model, ids, lengths, starts, attention, past)
         for r, j in enumerate(batch):
-            states[j] = h[r, starts[r] : lengths[r]]
-            weights[j] = captured["w"][r] if attention else None
+            states[j] = h[r, starts[r] - offset : lengths[r] - offset]
+            weights[j] = w[r] if attention else None
+
+    groups: dict[tuple, list[int]] = {}
+    for j, p in enumerate(prompts):
+        if sols[j]:
+            groups.setdefault(tuple(p), []).append(j)
+    shared = lambda g: share_prompts and len(g) > 1 and len(prompts[g[0]]) > 0
+    singles = [j for g in groups.values() if not shared(g) for j in g]
+    widths = [len(p) + len(s) for p, s in zip(prompts, sols, strict=True)]
+    for batch in _batches(sorted(singles, key=lambda j: -widths[j]), widths, max_batch_tokens):
+        run(batch, widths[batch[0]], 0)
+    for g in filter(shared, groups.values()):
+        offset = len(prompts[g[0]])
+        kv = _prompt_cache(model, prompts[g[0]])
+        sol_widths = [len(s) for s in sols]
+        # the cost of a row grows with the prompt it attends to, so batches count it too
+        for batch in _batches(sorted(g, key=lambda j: -sol_widths[j]), [w + offset for w in sol_widths],
+                              max_batch_tokens):
+            run(batch, sol_widths[batch[0]], offset, _expand_cache(model, kv, len(batch)))
     return states, weights
 
 
@@ -201,8 +295,8 @@ def pool_steps(h: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
 
 def indiv_scores(model, tokenizer, prompts: Sequence[str], completions: Sequence[str],
                  weighting: str = DEFAULT_WEIGHTING, norm: str = DEFAULT_NORM, alpha: float = 1e-3,
-                 form: str = "gram", granularity: str = DEFAULT_GRANULARITY, max_batch_tokens: int = 16384,
-                 max_tokens: int | None = None) -> list[float]:
+                 form: str = "gram", granularity: str = DEFAULT_GRANULARITY, max_batch_tokens: int | None = None,
+                 max_tokens: int | None = None, share_prompts: bool = True) -> list[float]:
     """InDiv of each completion given its prompt, under the model that wrote (or will learn) it.
 
     A completion of fewer than 2 tokens gets NaN, the one case without a score; callers drop it.
@@ -213,7 +307,7 @@ def indiv_scores(model, tokenizer, prompts: Sequence[str], completions: Sequence
         raise ValueError(f"unknown granularity {granularity!r}; use one of {GRANULARITIES}")
     enc = lambda texts: [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     states, raw = middle_states(model, enc(prompts), enc(completions), weighting != "none", max_batch_tokens,
-                                max_tokens)
+                                max_tokens, share_prompts)
     steps = [token_steps(tokenizer, c) if granularity == "step" else None for c in completions]
     return [score_states(h, w, weighting, norm, alpha, form, st) for h, w, st in zip(states, raw, steps, strict=True)]
 

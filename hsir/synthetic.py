@@ -120,6 +120,12 @@ def _op_steps(s: Spec) -> list[str]:
     return steps
 
 
+def rechecks(text: str) -> bool:
+    """Does a solution re-check itself the way the planted redundancy does (a model trained on the seed traces
+    learns it)? The label for a model's own samples in the InDiv analysis."""
+    return any(phrase in text for phrase in RECHECK_OPEN)
+
+
 def trace(s: Spec, redundant: bool = False) -> str:
     """The gold trace; with ``redundant`` an R1-like double-check after the answer, same final answer."""
     first = f"{s.name} starts with {s.start} {s.item}."

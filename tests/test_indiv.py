@@ -119,6 +119,21 @@ def test_attention_weights_are_probabilities_of_the_middle_layer(smoke_model):
     assert math.isfinite(scores[0]) and math.isnan(scores[1])  # one token: no score
 
 
+def test_samples_sharing_a_prompt_reuse_its_cache_exactly(smoke_model):
+    """HSIR scores K samples per prompt: running the prompt once must not change states or attention weights."""
+    model, _ = smoke_model
+    g = torch.Generator().manual_seed(0)
+    prompts = [[5, 6, 7, 8, 9] * 4] * 4 + [[11, 12, 13]] * 2 + [[20, 21]]
+    sols = [torch.randint(50, 400, (n,), generator=g).tolist() for n in (30, 6, 1, 0, 12, 25, 9)]
+    shared, w_shared = middle_states(model, prompts, sols, share_prompts=True, max_batch_tokens=64)
+    alone, w_alone = middle_states(model, prompts, sols, share_prompts=False)
+    for a, b, wa, wb, s in zip(shared, alone, w_shared, w_alone, sols, strict=True):
+        assert a.shape == b.shape == (len(s), model.config.hidden_size)
+        assert torch.allclose(a, b, atol=1e-5)
+        for key in ("self", "received"):
+            assert torch.allclose(wa[key], wb[key], atol=1e-5)
+
+
 def test_token_steps_and_step_pooling(smoke_model):
     from hsir.indiv import pool_steps, token_steps
 

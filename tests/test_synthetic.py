@@ -51,3 +51,10 @@ def test_wording_is_varied():
     assert len(set(qs)) == len(qs)
     assert len(openings) >= 80  # names x opening templates, not one memorisable sentence
     assert max(openings.values()) / len(qs) < 0.05
+
+
+def test_rechecks_labels_exactly_the_planted_redundancy():
+    seed = get_task("synthetic").load("seed")
+    assert all(synthetic.rechecks(p.meta["redundant_trace"]) for p in seed)
+    assert not any(synthetic.rechecks(p.meta["clean_trace"]) for p in seed)
+    assert [synthetic.rechecks(p.reasoning) for p in seed] == [p.meta["redundant"] for p in seed]
