@@ -1,10 +1,9 @@
 """``python -m hsir.bench scoring``: what HSIR's scoring costs next to the sampling it filters.
 
 For the same 256 sampled solutions of the embedded model (32 synthetic prompts × 8 samples × up to 256 new
-tokens), the seconds of (a) generating them, (b) the InDiv pass (default; default re-running each sample's prompt;
-step-level; no weighting), (c) the Eq.3
-pass with the embedder; and the peak memory of the InDiv pass for one 2,048-token solution, measured in a fresh
-process so that nothing else counts.
+tokens), the seconds of (a) generating them, (b) the InDiv pass (default; default re-running each sample's
+prompt; step-level; no weighting), (c) the Eq.3 pass with the embedder; and the peak memory of the InDiv pass for
+one 2,048-token solution, measured in a fresh process so that nothing else counts.
 """
 
 from __future__ import annotations
