@@ -52,6 +52,25 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def correlation_table(sources: dict[str, dict[str, np.ndarray]], variants: Sequence[str],
+                      reference: str = "Eq.3 ReaDiv", length: str = "length (negated)"):
+    """Spearman of each InDiv variant with ``reference`` (Eq.3) and with length, per source of solutions.
+
+    ``sources`` maps a name to the score dict of ``variant_scores`` plus the reference and the negated length;
+    solutions where either score is NaN are left out (``n`` counts the rest).
+    """
+    import pandas as pd
+
+    rows = []
+    for source, sc in sources.items():
+        for v in variants:
+            ok = np.isfinite(sc[v]) & np.isfinite(sc[reference])
+            rows.append({"source": source, "variant": v, "n": int(ok.sum()),
+                         f"spearman vs {reference}": spearman(sc[v][ok], sc[reference][ok]) if ok.sum() > 2 else np.nan,
+                         "spearman vs length": spearman(sc[v][ok], -sc[length][ok]) if ok.sum() > 2 else np.nan})
+    return pd.DataFrame(rows)
+
+
 def matched_length_pairs(
     pos_lengths: Sequence[int], neg_lengths: Sequence[int], tolerance: float = 0.05
 ) -> list[tuple[int, int]]:

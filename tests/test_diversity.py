@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -38,3 +39,14 @@ def test_auc_spearman_and_matching():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     pairs = matched_length_pairs([100, 200, 300], [98, 210, 500, 301], tolerance=0.05)
     assert sorted(pairs) == [(0, 0), (1, 1), (2, 3)]
+
+
+def test_correlation_table_skips_nan_and_names_its_columns():
+    from hsir.analysis import correlation_table
+
+    sc = {"v": np.array([1.0, 2.0, np.nan, 4.0, 5.0]), "Eq.3 ReaDiv": np.array([2.0, 4.0, 6.0, 8.0, 10.0]),
+          "length (negated)": -np.array([50.0, 40.0, 30.0, 20.0, 10.0])}
+    t = correlation_table({"src": sc}, ["v"])
+    row = t.iloc[0]
+    assert row["n"] == 4 and row["spearman vs Eq.3 ReaDiv"] == pytest.approx(1.0)
+    assert row["spearman vs length"] == pytest.approx(-1.0)

@@ -53,3 +53,8 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     assert (ROOT / "figures" / "smoke" / "00_correct_counts.png").exists()
     samples = (ROOT / "runs" / "smoke" / "quickstart" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 3 * 2 and all("correct" in json.loads(s) for s in samples)
+    # notebook 07 trained M0 (SFT-Initial) for later notebooks, and scored its samples
+    assert (ROOT / "runs" / "smoke" / "m0" / "model.safetensors").exists()
+    assert read_json(ROOT / "runs" / "smoke" / "m0" / "sft.json")["rows"] == 8
+    m0_samples = (ROOT / "runs" / "smoke" / "07_indiv" / "m0_samples.jsonl").read_text().splitlines()
+    assert len(m0_samples) == 3 * 2
