@@ -3,7 +3,8 @@
 For the same 256 sampled solutions of the embedded model (32 synthetic prompts × 8 samples × up to 256 new
 tokens), the seconds of (a) generating them, (b) the InDiv pass (default; default re-running each sample's
 prompt; step-level; no weighting), (c) the Eq.3 pass with the embedder; and the peak memory of the InDiv pass for
-one 2,048-token solution, measured in a fresh process so that nothing else counts.
+one 2,048-token solution, measured in a fresh process so that nothing else counts. Everything runs in the
+``auto`` dtype (bf16 on AMX CPUs and GPUs, fp32 on AVX2-only CPUs); the JSON records which, and the CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _rss_gib() -> float:
     return float("nan")
 
 
-def indiv_memory(model_spec: str, dtype: str = "bf16", n_tokens: int = 2048) -> dict:
+def indiv_memory(model_spec: str, dtype: str = "auto", n_tokens: int = 2048) -> dict:
     """Peak memory of the InDiv pass (with attention weighting) over one n-token solution, in this process."""
     import torch
 
@@ -55,16 +56,18 @@ def indiv_memory(model_spec: str, dtype: str = "bf16", n_tokens: int = 2048) -> 
 
 
 def scoring_bench(args) -> dict:
+    import torch
+
     from hsir.diversity import load_embedder, readiv_scores
     from hsir.generate import SamplingConfig, make_generator, vllm_available
     from hsir.indiv import indiv_scores
-    from hsir.models import load_model
+    from hsir.models import load_model, resolve_dtype
     from hsir.tasks import get_task
 
     task = get_task("synthetic")
     problems = task.load("test", limit=32)
     backend = "vllm" if vllm_available() else "hf"
-    gen = make_generator(args.model, backend=backend, dtype="bf16", progress=False)
+    gen = make_generator(args.model, backend=backend, dtype="auto", progress=False)
     prompts = [task.prompt(p, gen.tokenizer) for p in problems]
     t0 = time.perf_counter()
     out = gen.generate(prompts, SamplingConfig(n=8, max_new_tokens=256, seed=0))
@@ -74,7 +77,7 @@ def scoring_bench(args) -> dict:
     texts = [c.text for cs in out for c in cs]
     tokens = sum(c.n_tokens for cs in out for c in cs)
 
-    model, tok = load_model(args.model, dtype="bf16")
+    model, tok = load_model(args.model, dtype="auto")
     prompt_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     indiv_scores(model, tok, sol_prompts[:8], texts[:8])  # warm-up
     timings = {}
@@ -94,7 +97,8 @@ def scoring_bench(args) -> dict:
     return {
         "bench": "scoring", "model": args.model, "solutions": len(texts), "generated_tokens": tokens,
         "prompt_tokens": prompt_tokens, "prompt_tokens_if_not_shared": prompt_tokens * len(texts) // len(prompts),
-        "generation_backend": backend, "generation_s": round(gen_s, 2), **timings, "eq3_s": round(eq3_s, 2),
+        "generation_backend": backend, "dtype": str(resolve_dtype("auto")).removeprefix("torch."),
+        "cpu": torch.backends.cpu.get_cpu_capability(), "generation_s": round(gen_s, 2), **timings, "eq3_s": round(eq3_s, 2),
         "indiv_over_generation": round(timings["indiv_default_s"] / gen_s, 3),
         "indiv_over_eq3": round(timings["indiv_default_s"] / eq3_s, 3),
         "shared_over_unshared": round(timings["indiv_default_s"] / timings["indiv_default_unshared_s"], 3),

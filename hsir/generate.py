@@ -81,7 +81,7 @@ class HFGenerator:
 
     backend = "hf"
 
-    def __init__(self, model_spec: str, dtype: str = "bf16", device: str = "auto", batch_size: int = 64,
+    def __init__(self, model_spec: str, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
                  model=None, tokenizer=None, progress: bool = True):
         from hsir.models import load_model, resolve_device
 

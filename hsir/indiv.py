@@ -261,11 +261,9 @@ def middle_states(model, prompt_ids: Sequence[list[int]], solution_ids: Sequence
     for g in filter(shared, groups.values()):
         offset = len(prompts[g[0]])
         kv = _prompt_cache(model, prompts[g[0]])
-        sol_widths = [len(s) for s in sols]
-        # the cost of a row grows with the prompt it attends to, so batches count it too
-        for batch in _batches(sorted(g, key=lambda j: -sol_widths[j]), [w + offset for w in sol_widths],
-                              max_batch_tokens):
-            run(batch, sol_widths[batch[0]], offset, _expand_cache(model, kv, len(batch)))
+        # the cost of a row grows with the prompt it attends to, so batches count it too (measured faster)
+        for batch in _batches(sorted(g, key=lambda j: -widths[j]), widths, max_batch_tokens):
+            run(batch, widths[batch[0]] - offset, offset, _expand_cache(model, kv, len(batch)))
     return states, weights
 
 

@@ -7,8 +7,9 @@ safetensors folder (model + tokenizer) that transformers and vLLM both load; it 
 sibling and renamed into place, so a killed run leaves either nothing or a whole model, and a finished one is
 reused on rerun. A killed run resumes from the trainer's last checkpoint in ``<out>.checkpoints``.
 
-On a CPU the trainer runs with ``use_cpu`` and bf16 autocast (AMX makes bf16 matrix work several times faster
-than fp32; the master weights stay fp32). DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
+On a CPU the trainer runs with ``use_cpu``, and with bf16 autocast where the CPU has native bf16 (AMX makes bf16
+matrix work several times faster than fp32; on an AVX2-only CPU emulated bf16 is slower than fp32, so it stays
+off there); the master weights stay fp32. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
 embedded profile trains at 1e-4.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from hsir.runs import read_json, write_json
@@ -34,7 +35,7 @@ class SFTSettings:
     warmup: float = 0.1  # a fraction of the steps (transformers 5 takes it as ``warmup_steps``)
     weight_decay: float = 0.0
     seed: int = 0
-    bf16: bool = True
+    bf16: bool | None = None  # None: bf16 where the hardware runs it natively (models.native_bf16)
     save_every: int = 50  # optimizer steps between checkpoints a killed run resumes from
 
 
@@ -59,7 +60,7 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
-    from hsir.models import _atomic_dir, load_model
+    from hsir.models import _atomic_dir, load_model, native_bf16
 
     settings = settings or SFTSettings()
     out = Path(out_dir)
@@ -69,6 +70,8 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
         raise ValueError(f"no rows to train {out} on")
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     gpu = torch.cuda.is_available()
+    if settings.bf16 is None:  # resolved here, so that sft.json records what ran
+        settings = replace(settings, bf16=native_bf16())
     model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
     cfg = SFTConfig(
         output_dir=str(ckpt_dir), learning_rate=settings.lr, num_train_epochs=settings.epochs,

@@ -27,11 +27,11 @@ def _on_gpu() -> bool:
 class VLLMGenerator:
     backend = "vllm"
 
-    def __init__(self, model_spec: str, dtype: str = "bf16", seed: int = 0, max_model_len: int = 4096,
+    def __init__(self, model_spec: str, dtype: str = "auto", seed: int = 0, max_model_len: int = 4096,
                  block_size: int | None = None, kv_cache_gib: float = 2.0, gpu_memory_utilization: float = 0.85,
                  tensor_parallel_size: int = 1, max_num_seqs: int = 256, enforce_eager: bool = False,
                  progress: bool = True, **engine_kw):
-        from hsir.models import cache_dir, model_path
+        from hsir.models import cache_dir, model_path, resolve_dtype
 
         os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir() / "vllm"))
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
@@ -43,7 +43,8 @@ class VLLMGenerator:
         t0 = time.perf_counter()
         gpu = _on_gpu()
         kw = dict(
-            model=model_path(model_spec), dtype={"fp32": "float32", "bf16": "bfloat16"}.get(dtype, dtype), seed=seed,
+            model=model_path(model_spec), dtype=str(resolve_dtype(dtype, "cuda" if gpu else "cpu")).removeprefix("torch."),
+            seed=seed,
             max_model_len=max_model_len, enable_prefix_caching=True, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max(32768, max_model_len), enforce_eager=enforce_eager,
             trust_remote_code=False,

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not vllm_available(), reason=
 def engine():
     from hsir.vllm_backend import VLLMGenerator
 
-    gen = VLLMGenerator("embedded:smollm2-135m", dtype="bf16", enforce_eager=True, max_model_len=1024, progress=False)
+    gen = VLLMGenerator("embedded:smollm2-135m", dtype="auto", enforce_eager=True, max_model_len=1024, progress=False)
     yield gen
     gen.close()
 
