@@ -5,7 +5,8 @@ extracted answers agree (exact text equality is not expected: kernels differ).
 
 ``generate``: sampling throughput of the embedded model on 32 synthetic prompts × 8 samples × 128 new tokens,
 for each backend configuration side by side in one run (each in its own process, so that start-up and peak
-memory are its own), with the compute ceiling estimated from a measured bf16 matrix-product rate:
+memory are its own), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is fast here (bf16
+where it is native, else fp32):
 ceiling tokens/s = (matmul FLOP/s) / (2 × parameters), since decoding one token costs about two FLOPs per weight.
 Ratios are only meaningful between figures of the same run: these machines are noisy.
 """
@@ -25,11 +26,11 @@ GEN_CONFIGS = {
     "hf-fp32": {"backend": "hf", "dtype": "fp32"},
     "hf-bf16": {"backend": "hf", "dtype": "bf16"},
     "vllm-bf16": {"backend": "vllm", "dtype": "bf16"},
+    "vllm-fp32": {"backend": "vllm", "dtype": "fp32"},
 }
 SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time from vllm-bf16
     "vllm-bf16-block128": {"backend": "vllm", "dtype": "bf16", "block_size": 128},
     "vllm-bf16-eager": {"backend": "vllm", "dtype": "bf16", "enforce_eager": True},
-    "vllm-fp32": {"backend": "vllm", "dtype": "fp32"},
     "vllm-bf16-seqs512": {"backend": "vllm", "dtype": "bf16", "max_num_seqs": 512},
     # vLLM drops the engine's torch threads to 1 on a 2-core box; let the worker compute on both cores.
     "vllm-bf16-omp2": {"backend": "vllm", "dtype": "bf16", "env": {"OMP_NUM_THREADS": "2"}},
@@ -164,25 +165,33 @@ def agreement_bench(args, n_problems: int = 64, max_new_tokens: int = 256) -> di
 def load_seconds(model: str) -> dict:
     """Seconds to load the model from its safetensors cache in a fresh process: the call alone, and with imports."""
     code = ("import time; t0 = time.perf_counter(); from hsir.models import load_model; t1 = time.perf_counter(); "
-            f"load_model({model!r}, dtype='bf16'); t2 = time.perf_counter(); print(round(t2 - t1, 2), round(t2 - t0, 2))")
+            f"load_model({model!r}, dtype='auto'); t2 = time.perf_counter(); print(round(t2 - t1, 2), round(t2 - t0, 2))")
     subprocess.run([sys.executable, "-c", code], capture_output=True)  # builds the cache if it is missing
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
     return {"load_call": float(out[0]), "with_imports": float(out[1])} if len(out) == 2 else {"error": "failed"}
 
 
 def generate_bench(args) -> dict:
-    from hsir.models import load_model
+    """Tokens/s of each configuration, and its ratio to the compute ceiling of the dtype that is fast here.
 
-    model, _ = load_model(args.model, dtype="bf16", device="cpu")
+    Where bf16 is emulated (an AVX2-only CPU; ``models.native_bf16``), the bf16 configurations are skipped: they
+    run ~6x slower than fp32 there and would take most of an hour."""
+    from hsir.models import load_model, native_bf16, resolve_dtype
+
+    model, _ = load_model(args.model, dtype="fp32", device="cpu")
     params = sum(p.numel() for p in model.parameters())
     del model
-    rate = matmul_flops()
+    fast = resolve_dtype("auto")
+    rate = matmul_flops(fast)
     ceiling = rate / (2 * params)
     configs = dict(GEN_CONFIGS) | (SWEEP_CONFIGS if args.sweep else {})
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only}
     results = {}
     for name, cfg in configs.items():
+        if cfg.get("dtype") == "bf16" and not native_bf16():
+            results[name] = {**cfg, "skipped": "bf16 is emulated on this CPU (no AMX or AVX512-BF16)"}
+            continue
         print(f"[bench] {name} ...", flush=True)
         r = _subprocess("generate", cfg, args)
         if "tokens_per_s" in r:
@@ -193,9 +202,10 @@ def generate_bench(args) -> dict:
         "bench": "generate", "model": args.model,
         "workload": "32 prompts x 8 samples x up to 128 new tokens; no stop string, EOS still ends a sample",
         "cached_load_s": load_seconds(args.model),
-        "parameters": params, "bf16_matmul_gflops": round(rate / 1e9, 1),
+        "parameters": params, "matmul_dtype": str(fast).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
         "ceiling_tokens_per_s": round(ceiling, 1), "configs": results,
-        "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
+        "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+                    "cpu": torch.backends.cpu.get_cpu_capability()},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
