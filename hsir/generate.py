@@ -83,7 +83,7 @@ class HFGenerator:
 
     def __init__(self, model_spec: str, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
                  model=None, tokenizer=None, progress: bool = True):
-        from hsir.models import load_model, resolve_device
+        from hsir.models import dtype_name, load_model, resolve_device
 
         t0 = time.perf_counter()
         if model is None:
@@ -91,7 +91,8 @@ class HFGenerator:
             model, tokenizer = load_model(model_spec, dtype=dtype, device=device,
                                           attn_implementation="eager" if cpu else None)
         self.model, self.tokenizer = model, tokenizer
-        self.model_spec, self.dtype, self.batch_size, self.progress = model_spec, dtype, batch_size, progress
+        self.model_spec, self.batch_size, self.progress = model_spec, batch_size, progress
+        self.dtype = dtype_name(model.dtype)  # what "auto" resolved to
         self.stats = GenStats(startup_seconds=time.perf_counter() - t0)
         eos = model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}

@@ -145,6 +145,12 @@ def model_path(spec: str) -> str:
     return spec
 
 
+def dtype_name(dtype: str | torch.dtype, device: str | torch.device = "auto") -> str:
+    """The short name ("fp32", "bf16") of what ``dtype`` resolves to, for records such as metrics.json."""
+    resolved = resolve_dtype(dtype, device)
+    return next(name for name, d in DTYPES.items() if d == resolved)
+
+
 def load_tokenizer(spec: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 

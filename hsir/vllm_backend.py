@@ -31,7 +31,7 @@ class VLLMGenerator:
                  block_size: int | None = None, kv_cache_gib: float = 2.0, gpu_memory_utilization: float = 0.85,
                  tensor_parallel_size: int = 1, max_num_seqs: int = 256, enforce_eager: bool = False,
                  progress: bool = True, **engine_kw):
-        from hsir.models import cache_dir, model_path, resolve_dtype
+        from hsir.models import cache_dir, dtype_name, model_path, resolve_dtype
 
         os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir() / "vllm"))
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
@@ -58,7 +58,8 @@ class VLLMGenerator:
         kw.update(engine_kw)
         self.llm = LLM(**kw)
         self.tokenizer = self.llm.get_tokenizer()
-        self.model_spec, self.dtype, self.progress, self.engine_kw = model_spec, dtype, progress, kw
+        self.model_spec, self.progress, self.engine_kw = model_spec, progress, kw
+        self.dtype = dtype_name(dtype, "cuda" if gpu else "cpu")  # what "auto" resolved to
         self.stats = GenStats(startup_seconds=time.perf_counter() - t0)
         self.eos_ids = {self.tokenizer.eos_token_id}
 

@@ -60,6 +60,7 @@ def test_auto_backend_says_which_it_picked(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="hsir.generate"):
         gen = make_generator("smoke:tiny-llama", backend="auto", dtype="fp32", device="cpu", progress=False)
     assert gen.backend == "hf" and "generation backend: hf (auto)" in caplog.text
+    assert gen.dtype == "fp32"
 
 
 @pytest.mark.parametrize(("amx", "avx512_bf16", "expected"), [(True, False, "bf16"), (False, True, "bf16"),
@@ -68,11 +69,12 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, amx
     # emulated bf16 on an AVX2-only CPU is ~6x slower than fp32, so "auto" must not pick it there
     import torch
 
-    from hsir.models import DTYPES, resolve_dtype
+    from hsir.models import DTYPES, dtype_name, resolve_dtype
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     assert resolve_dtype("auto", "cpu") == DTYPES[expected]
+    assert dtype_name("auto", "cpu") == expected  # what metrics.json records
     assert resolve_dtype("fp32", "cpu") == torch.float32  # an explicit dtype is kept
     with pytest.raises(ValueError, match="fp16"):
         resolve_dtype("fp16")
