@@ -5,8 +5,8 @@ extracted answers agree (exact text equality is not expected: kernels differ).
 
 ``generate``: sampling throughput of the embedded model on 32 synthetic prompts × 8 samples × 128 new tokens,
 for each backend configuration side by side in one run (each in its own process, so that start-up and peak
-memory are its own), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is fast here (bf16
-where it is native, else fp32):
+memory are its own), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is
+fast here (bf16 where it is native, else fp32):
 ceiling tokens/s = (matmul FLOP/s) / (2 × parameters), since decoding one token costs about two FLOPs per weight.
 Ratios are only meaningful between figures of the same run: these machines are noisy.
 """
