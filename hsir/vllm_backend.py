@@ -42,9 +42,9 @@ class VLLMGenerator:
 
         t0 = time.perf_counter()
         gpu = _on_gpu()
+        resolved = resolve_dtype(dtype, "cuda" if gpu else "cpu")  # vLLM takes a torch dtype as it is
         kw = dict(
-            model=model_path(model_spec), dtype=str(resolve_dtype(dtype, "cuda" if gpu else "cpu")).removeprefix("torch."),
-            seed=seed,
+            model=model_path(model_spec), dtype=resolved, seed=seed,
             max_model_len=max_model_len, enable_prefix_caching=True, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max(32768, max_model_len), enforce_eager=enforce_eager,
             trust_remote_code=False,
@@ -59,7 +59,7 @@ class VLLMGenerator:
         self.llm = LLM(**kw)
         self.tokenizer = self.llm.get_tokenizer()
         self.model_spec, self.progress, self.engine_kw = model_spec, progress, kw
-        self.dtype = dtype_name(dtype, "cuda" if gpu else "cpu")  # what "auto" resolved to
+        self.dtype = dtype_name(resolved)  # what "auto" resolved to
         self.stats = GenStats(startup_seconds=time.perf_counter() - t0)
         self.eos_ids = {self.tokenizer.eos_token_id}
 
