@@ -1,25 +1,23 @@
-"""Sampling and scoring of problems, and greedy zero-shot evaluation (accuracy, tokens, truncation).
+"""Greedy zero-shot evaluation (accuracy, tokens, truncation) and the summary of scored rows.
 
-``sample_and_score`` is the one place where a model answers a task: it writes one row per generation
-(qid, origin, text, n_tokens, truncated, pred, correct) and resumes from its ``.partial`` file after a kill.
-A generation cut by the length limit is never counted correct. ``evaluate`` is that with greedy decoding,
-plus ``metrics.json``: accuracy with a 95% bootstrap interval, mean generated tokens (every generated token,
-``<think>`` included), the truncation rate, and what produced them (model, backend, dtype, batch size,
-package versions), since greedy outputs differ with batch composition on GPUs.
+``evaluate`` is ``hsir.sampling.sample_and_score`` with greedy decoding, plus ``metrics.json``: accuracy with
+a 95% bootstrap interval, mean generated tokens (every generated token, ``<think>`` included), the truncation
+rate, and what produced them (model, backend, dtype, batch size, package versions), since greedy outputs differ
+with batch composition on GPUs.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import platform
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from hsir.generate import SamplingConfig, greedy
-from hsir.runs import ResumableJsonl, Run, read_json, write_json
+from hsir.generate import greedy
+from hsir.runs import read_json, write_json
+from hsir.sampling import sample_and_score
 from hsir.tasks import Problem, Task
 from hsir.traces import has_format
 
@@ -34,36 +32,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return out
-
-
-def sample_and_score(task: Task, problems: Sequence[Problem], generator, cfg: SamplingConfig, out_path: str | Path,
-                     origin: str = "sample", chunk: int = 256) -> list[dict]:
-    """Generate ``cfg.n`` completions per problem, score them, and write ``out_path`` (JSONL) atomically."""
-    store = ResumableJsonl(out_path, key=lambda r: r["qid"])
-    todo = [p for p in problems if p.qid not in store.done]
-    if not todo and store.path.exists():
-        return store.rows
-    tok = generator.tokenizer
-    t0, tokens = time.perf_counter(), 0
-    for k in range(0, len(todo), chunk):
-        part = todo[k : k + chunk]
-        outs = generator.generate([task.prompt(p, tok) for p in part], cfg)
-        rows = []
-        for p, comps in zip(part, outs, strict=True):
-            for j, c in enumerate(comps):
-                pred = task.extract(p, c.text)
-                rows.append({
-                    "qid": p.qid, "origin": origin, "sample": j, "text": c.text, "n_tokens": c.n_tokens,
-                    "truncated": c.truncated, "finish_reason": c.finish_reason, "pred": pred,
-                    "correct": (not c.truncated) and task.score(p, c.text),
-                })
-        store.extend(rows)
-        tokens += sum(r["n_tokens"] for r in rows)
-    rows = store.finalize()
-    Run(Path(out_path).parent).log(stage=Path(out_path).stem, backend=generator.backend, tokens=tokens,
-                                   seconds=round(time.perf_counter() - t0, 3), generations=len(todo) * cfg.n,
-                                   engine_startup_seconds=round(generator.stats.startup_seconds, 3))
-    return rows
 
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -111,11 +79,3 @@ def evaluate(task: Task, problems: Sequence[Problem], generator, out_dir: str | 
     allm[label] = metrics
     write_json(path, allm)
     return metrics
-
-
-def correct_counts(rows: Sequence[dict]) -> dict[str, int]:
-    """Per query, how many of its samples are correct (the paper's Figure 1 histogram)."""
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["qid"]] = counts.get(r["qid"], 0) + int(r["correct"])
-    return counts

@@ -169,16 +169,17 @@ def vllm_available() -> bool:
 
 
 def make_generator(model_spec: str, backend: str = "auto", **kw):
-    """A generator for ``model_spec``: ``hf``, ``vllm``, or ``auto`` (vLLM where it imports)."""
+    """A generator for ``model_spec``: ``hf``, ``vllm``, or ``auto`` (vLLM where it imports).
+
+    Keyword arguments go to the backend as they are: one it does not take is an error, never dropped.
+    """
     if backend == "auto":
         backend = "vllm" if vllm_available() else "hf"
         log.warning("generation backend: %s (auto)", backend)
     if backend == "hf":
-        kw = {k: v for k, v in kw.items() if k in ("dtype", "device", "batch_size", "model", "tokenizer", "progress")}
         return HFGenerator(model_spec, **kw)
     if backend == "vllm":
         from hsir.vllm_backend import VLLMGenerator
 
-        kw = {k: v for k, v in kw.items() if k not in ("batch_size", "model", "tokenizer", "device")}
         return VLLMGenerator(model_spec, **kw)
     raise ValueError(f"unknown generation backend {backend!r}; use 'hf', 'vllm' or 'auto'")

@@ -59,7 +59,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _atomic_dir(target: Path, build) -> Path:
+def atomic_dir(target: Path, build) -> Path:
     """Build a folder in a temporary sibling and rename it into place, so a killed build leaves nothing half-written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -107,7 +107,7 @@ def embedded_path() -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)
 
 
 def smoke_path() -> Path:
@@ -131,7 +131,7 @@ def smoke_path() -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)
 
 
 def model_path(spec: str) -> str:

@@ -86,6 +86,14 @@ class ResumableJsonl:
         self.rows.extend(rows)
         self.done |= {self.key(r) for r in rows}
 
+    def retain(self, keep: Callable[[dict], bool]) -> None:
+        """Drop the rows ``keep`` rejects (e.g. a chunk a kill tore), from memory and from the partial file."""
+        rows = [r for r in self.rows if keep(r)]
+        if len(rows) != len(self.rows):
+            self.rows = rows
+            write_jsonl(self.partial, rows)
+            self.done = {self.key(r) for r in rows}
+
     def finalize(self) -> list[dict]:
         write_jsonl(self.path, self.rows)
         self.partial.unlink(missing_ok=True)

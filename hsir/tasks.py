@@ -97,6 +97,41 @@ def parse_number(text: str, which: str = "last") -> float | None:
     return float(nums[0 if which == "first" else -1].replace(",", ""))
 
 
+STEP_TESTS = ("text", "result")  # VeriExit's step tests (Task.states_answer): the paper's text match, a result match
+
+# Where a step states what it arrives at: "=", an arrow, or a result verb ("gives 58", "leaving 46", "is 58").
+_RESULT_MARKER = re.compile(
+    r"=+>?|→|\b(?:is|are|was|were|equals?|makes?|making|gives?|giving|gave|leaves?|leaving|becomes?|becoming|"
+    r"yields?|yielding|gets?|getting|got|totals?|totaling|totalling)\b",
+    re.I,
+)
+_OPERATOR_NEXT = re.compile(r"\s*(?:[-+*/×÷x]|\\times|\\cdot|\\div)\s*\$?\d")
+
+
+def step_result(step: str) -> float | None:
+    """The number a reasoning step arrives at, or None: the rule behind ``states_answer(how="result")``.
+
+    The first number after the step's last result marker (``=``, ``→``, or a verb such as "gives", "leaves",
+    "is", "makes", "equals", "becomes") that has a number after it; with no marker, the step's last number.
+    A number that opens an unevaluated expression ("gives 58 * 2") is an operand, not a result: such a step
+    arrives at nothing. So "Multiplying by 2 gives 29 * 2 = 58 marbles." arrives at 58, "She has 58 marbles."
+    at 58, and "Then she adds 58 to 12, giving 70." at 70, not 58. Known miss: with no marker, an operand
+    written last ("She adds 12 to 58.") counts as the result.
+    """
+    text = step.replace("\\!", "").replace("{,}", ",")
+    numbers = list(_NUMBER.finditer(text))
+    if not numbers:
+        return None
+    markers = [m.end() for m in _RESULT_MARKER.finditer(text) if any(n.start() >= m.end() for n in numbers)]
+    if markers:
+        num = next(n for n in numbers if n.start() >= markers[-1])
+        if _OPERATOR_NEXT.match(text, num.end()):
+            return None
+    else:
+        num = numbers[-1]
+    return float(num.group().replace(",", ""))
+
+
 def final_answer_text(completion: str) -> tuple[str, str]:
     """Where the final answer is stated, and how it was found: ``block``, ``answer_is`` or ``text``."""
     block = answer_block(completion)
@@ -397,8 +432,8 @@ class Task:
             yield f"hf://{hub_id}/{hub_split}", n, dict(row)
 
     # -- prompting
-    def messages(self, problem: Problem) -> list[dict]:
-        """Zero-shot chat messages in the trace format."""
+    def messages(self, problem: Problem, hint: str | None = None) -> list[dict]:
+        """Zero-shot chat messages in the trace format; a ``hint`` (``Task.hint``) ends the user message."""
         if self.kind == "choice":
             labels = list(problem.choices)
             options = "\n".join(f"{k}. {v}" for k, v in problem.choices.items())
@@ -412,11 +447,19 @@ class Task:
         else:
             system = GENERAL_SYSTEM
             user = f"{problem.question}\n{ANSWER_HINT[self.kind]}"
+        if hint:
+            user = f"{user}\n{hint}"
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def prompt(self, problem: Problem, tokenizer) -> str:
+    def hint(self, problem: Problem) -> str:
+        """The gold answer as a hint line, for the answer-driven baseline (a failed query resampled with its answer
+        given). Only generation sees it: training rows keep the plain prompt, so the hint never leaks into them."""
+        gold = f"option {problem.answer}" if self.kind == "choice" else problem.answer
+        return f"Hint: the correct answer is {gold}. Show the reasoning that leads to it."
+
+    def prompt(self, problem: Problem, tokenizer, hint: str | None = None) -> str:
         """The prompt text with the model's own chat template applied (generation prompt added)."""
-        msgs = self.messages(problem)
+        msgs = self.messages(problem, hint)
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return "\n\n".join(m["content"] for m in msgs) + "\n\n"
@@ -455,12 +498,25 @@ class Task:
             return bool(gold and got) and verify(gold, got, timeout_seconds=_mv_timeout(5))
         return pred == problem.answer
 
-    def states_answer(self, step: str, problem: Problem) -> bool:
-        """Does this reasoning step already state the gold answer ("the answer is 14", ``\\boxed{14}``)?
+    def states_answer(self, step: str, problem: Problem, how: str = "text") -> bool:
+        """Does this reasoning step already give the gold answer? VeriExit's step test, one of ``STEP_TESTS``.
 
-        The strict text match VeriExit uses by default: a step whose intermediate result merely equals the
-        gold number does not count (that fires on coincidences and yields truncated, skipped-step solutions).
+        - ``"text"`` (the paper's, the default): the step says "the answer is 14" or ``\\boxed{14}``. A step whose
+          intermediate result merely equals the gold number does not count.
+        - ``"result"``: for numeric tasks, also a step whose result (``step_result``) equals the gold number; other
+          kinds fall back to ``"text"``. Needed where models never say "answer is" mid-trace (the synthetic
+          testbed, DESIGN.md §7); it fires on coincidences too and can yield skipped-step solutions.
         """
+        if how not in STEP_TESTS:
+            raise ValueError(f"unknown step test {how!r}; valid step tests: {', '.join(STEP_TESTS)}")
+        if self._states_text(step, problem):
+            return True
+        if how == "result" and self.kind == "numeric":
+            v = step_result(step)
+            return v is not None and self._matches(problem, _fmt_number(v))
+        return False
+
+    def _states_text(self, step: str, problem: Problem) -> bool:
         fragments = [step[m.end() :].split("\n", 1)[0] for m in _ANSWER_IS.finditer(step)]
         fragments += [f"\\boxed{{{b}}}" for b in boxed_contents(step)]
         for frag in fragments:

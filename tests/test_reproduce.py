@@ -22,6 +22,8 @@ def test_notebooks_are_stripped_and_have_a_parameters_cell():
 
 def test_every_profile_parameter_names_a_notebook_parameter():
     for yaml_path in sorted((ROOT / "params").glob("*/*.yaml")):
+        if yaml_path.name == "selfimprove.yaml":  # the loop's settings, shared by notebooks and the CLI
+            continue
         nb_path = ROOT / "notebooks" / f"{yaml_path.stem}.ipynb"
         assert nb_path.exists(), f"{yaml_path} has no notebook"
         nb = nbformat.read(nb_path, as_version=4)

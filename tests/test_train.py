@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from hsir.sft import SFTSettings, sft_report, sft_rows, train_sft
 from hsir.tasks import get_task
+from hsir.train import SFTSettings, sft_report, sft_rows, train_sft
 
 
 def test_rows_are_the_tasks_prompt_then_the_trace():

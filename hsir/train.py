@@ -1,0 +1,186 @@
+"""Training with TRL: one builder of trainer arguments, SFT (paper Eq.1), and a command line for ``accelerate``.
+
+SFT rows are conversational prompt-completion pairs, so TRL applies the model's own chat template exactly as
+``Task.prompt`` does at sampling time and computes the loss on the completion only (Eq.1: token-mean NLL,
+prompt masked). The result is a plain safetensors folder (model + tokenizer) that transformers and vLLM both
+load; it is written to a temporary sibling and renamed into place, so a killed run leaves either nothing or a
+whole model, and a finished one is reused on rerun. A killed run resumes from the trainer's last checkpoint in
+``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model an
+uninterrupted run of the same seed gives.
+
+On a CPU the trainer runs with ``use_cpu``, and with bf16 autocast where the CPU has native bf16 (AMX makes bf16
+matrix work several times faster than fp32; on an AVX2-only CPU emulated bf16 is slower than fp32, so it stays
+off there); the master weights stay fp32. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
+embedded profile trains at 1e-4.
+
+Several processes: ``settings.num_processes > 1`` makes ``launch_sft`` start this module under
+``accelerate launch`` (``python -m hsir.train sft …``), the field's way to data-parallel training; one process
+trains in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from hsir.runs import read_json, read_jsonl, write_json, write_jsonl
+from hsir.tasks import Problem, Task
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    lr: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 8  # per process
+    grad_accum: int = 1
+    max_length: int = 2048
+    warmup: float = 0.1  # a fraction of the steps (transformers 5 takes it as ``warmup_steps``)
+    weight_decay: float = 0.0
+    seed: int = 0
+    bf16: bool | None = None  # None: bf16 where the hardware runs it natively (models.native_bf16)
+    save_every: int = 50  # optimizer steps between checkpoints a killed run resumes from
+    num_processes: int = 1  # > 1: data-parallel under ``accelerate launch``
+
+
+def settings_from(cls, values: dict | None, where: str = "settings"):
+    """A settings dataclass from a dict; an unknown key is an error naming it and the valid ones."""
+    values = dict(values or {})
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {valid}")
+    return cls(**values)
+
+
+def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
+    """TRL arguments shared by the SFT, DPO and GRPO trainers: schedule, precision, checkpoints, logging."""
+    import torch
+
+    from hsir.models import native_bf16
+
+    gpu = torch.cuda.is_available()
+    bf16 = native_bf16() if s.bf16 is None else s.bf16
+    return config_cls(
+        output_dir=str(output_dir), learning_rate=s.lr, num_train_epochs=s.epochs,
+        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
+        warmup_steps=s.warmup, weight_decay=s.weight_decay, lr_scheduler_type="cosine", seed=s.seed,
+        data_seed=s.seed, bf16=bf16, use_cpu=not gpu, save_strategy="steps", save_steps=s.save_every,
+        save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
+        gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
+        **extra,
+    )
+
+
+def sft_rows(task: Task, problems: Sequence[Problem], traces: Sequence[str] | None = None) -> list[dict]:
+    """Prompt-completion rows: the task's zero-shot messages, then the trace (default: each problem's own)."""
+    traces = [p.reasoning for p in problems] if traces is None else list(traces)
+    if len(traces) != len(problems):
+        raise ValueError(f"{len(traces)} traces for {len(problems)} problems")
+    rows = []
+    for p, t in zip(problems, traces, strict=True):
+        if not t:
+            raise ValueError(f"{task.name}: problem {p.qid} has no trace to train on")
+        rows.append({"prompt": task.messages(p), "completion": [{"role": "assistant", "content": t}]})
+    return rows
+
+
+def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None,
+              trust_remote_code: bool = False, callbacks: Sequence = ()) -> Path:
+    """Fine-tune ``base`` (a model spec or folder) on ``rows``; returns the folder of the trained model."""
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    from hsir.models import atomic_dir, load_model, native_bf16
+
+    settings = settings or SFTSettings()
+    out = Path(out_dir)
+    if (out / "model.safetensors").exists():
+        return out
+    if not rows:
+        raise ValueError(f"no rows to train {out} on")
+    if settings.bf16 is None:  # resolved here, so that sft.json records what ran
+        settings = replace(settings, bf16=native_bf16())
+    ckpt_dir = out.parent / f"{out.name}.checkpoints"
+    gpu = torch.cuda.is_available()
+    model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
+    cfg = trl_args(SFTConfig, ckpt_dir, settings, max_length=settings.max_length, completion_only_loss=True)
+    model.train()
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=data, processing_class=tok, callbacks=list(callbacks))
+    t0 = time.perf_counter()
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - t0
+    if not trainer.accelerator.is_main_process:
+        trainer.accelerator.wait_for_everyone()
+        return out
+
+    def build(tmp: Path) -> None:
+        trainer.model.eval()
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_json(tmp / "sft.json", {"base": base, "rows": len(rows), "settings": asdict(settings),
+                                      "train_loss": result.training_loss, "steps": result.global_step,
+                                      "seconds": round(seconds, 1), "resumed_from": last,
+                                      "processes": trainer.accelerator.num_processes,
+                                      "log": trainer.state.log_history})
+
+    atomic_dir(out, build)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
+    """``train_sft`` here, or under ``accelerate launch`` on ``settings.num_processes`` processes."""
+    import torch
+
+    settings = settings or SFTSettings()
+    out = Path(out_dir)
+    if settings.num_processes <= 1 or (out / "model.safetensors").exists():
+        return train_sft(base, rows, out, settings)
+    rows_file = out.parent / f"{out.name}.rows.jsonl"
+    write_jsonl(rows_file, rows)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if not torch.cuda.is_available():
+        cmd.append("--cpu")
+    cmd += ["-m", "hsir.train", "sft", "--base", base, "--rows", str(rows_file), "--out", str(out),
+            "--settings", json.dumps(asdict(settings))]
+    subprocess.run(cmd, check=True, env=os.environ.copy())
+    if not (out / "model.safetensors").exists():
+        raise RuntimeError(f"accelerate launch finished without writing {out}: {' '.join(cmd)}")
+    rows_file.unlink(missing_ok=True)
+    return out
+
+
+def sft_report(model_dir: str | Path) -> dict:
+    """What ``train_sft`` recorded next to the model (settings, loss, steps, seconds)."""
+    return read_json(Path(model_dir) / "sft.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Train a model with TRL (the entry point `accelerate launch` starts).")
+    ap.add_argument("kind", choices=["sft"])
+    ap.add_argument("--base", required=True, help="model spec or folder to start from")
+    ap.add_argument("--rows", required=True, help="JSONL of prompt-completion rows")
+    ap.add_argument("--out", required=True, help="folder of the trained model")
+    ap.add_argument("--settings", default="{}", help="JSON of SFTSettings fields")
+    args = ap.parse_args(argv)
+    settings = settings_from(SFTSettings, json.loads(args.settings), "--settings")
+    train_sft(args.base, read_jsonl(args.rows), args.out, replace(settings, num_processes=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

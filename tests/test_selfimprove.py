@@ -1,0 +1,184 @@
+"""The loop on the smoke model with a scripted generator: VeriExit recovers what it should, the filter and the
+selection keep what the method says, artifacts resume, and bad settings fail at once, naming the culprit."""
+
+import json
+
+import pytest
+
+from hsir import selfimprove
+from hsir.generate import Completion, GenStats
+from hsir.methods import METHODS, get_method
+from hsir.runs import read_json, read_jsonl
+from hsir.selfimprove import LoopConfig, load_config, results_table, run_method
+from hsir.tasks import get_task
+
+
+class Scripted:
+    """Sample 0 is right; sample 1 reaches the gold answer in a step, then adds an operation (VeriExit's case);
+    a continuation after the exit prompt states the gold answer; greedy answers right on even queries."""
+
+    backend = "scripted"
+
+    def __init__(self, model_spec, tokenizer):
+        self.model_spec, self.tokenizer, self.dtype = model_spec, tokenizer, "fp32"
+        self.stats, self.calls = GenStats(), []
+        self.by_question = {p.question: p for split in ("seed", "unlabeled", "test")
+                            for p in get_task("synthetic").load(split, limit=16)}
+
+    def _problem(self, prompt):
+        text = prompt if isinstance(prompt, str) else self.tokenizer.decode(prompt)
+        return next(p for q, p in self.by_question.items() if q in text), text
+
+    def _done(self, text):
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return Completion(text, ids, len(ids), False, "stop")
+
+    def generate(self, prompts, cfg):
+        self.calls.append((len(prompts), cfg.n, cfg.temperature))
+        out = []
+        for prompt in prompts:
+            p, text = self._problem(prompt)
+            gold = int(p.answer)
+            if not isinstance(prompt, str):  # a VeriExit continuation
+                out.append([self._done(f"{gold}\n</answer>") for _ in range(cfg.n)])
+                continue
+            right = f"<think>\nStart with {gold - 1}.\n\nAdding 1 gives {gold}.\n</think>\n<answer>\n{gold}\n</answer>"
+            wrong = (f"<think>\nStart with {gold - 1}.\n\nAdding 1 gives {gold}.\n\nMultiplying by 2 gives {2 * gold}.\n"
+                     f"</think>\n<answer>\n{2 * gold}\n</answer>")
+            if cfg.temperature == 0:
+                n_q = int(p.qid.rsplit("-", 1)[1])
+                out.append([self._done(right if n_q % 2 == 0 else wrong)])
+            else:
+                out.append([self._done(right if j % 2 == 0 else wrong) for j in range(cfg.n)])
+        return out
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def scripted(monkeypatch, smoke_model):
+    made = []
+
+    def factory(model, backend="auto", **kw):
+        made.append(Scripted(model, smoke_model[1]))
+        return made[-1]
+
+    monkeypatch.setattr(selfimprove, "make_generator", factory)
+    return made
+
+
+def smoke_cfg(tmp_path, **kw) -> LoopConfig:
+    return load_config("smoke", {"root": str(tmp_path)} | kw)
+
+
+def test_hsir_sft_round_recovers_filters_trains_and_evaluates(tmp_path, scripted):
+    cfg = smoke_cfg(tmp_path, T=1)
+    [res] = run_method("HSIR-SFT", cfg, log=lambda _: None)
+    it = tmp_path / "methods" / "HSIR-SFT" / "iter_1"
+    rows = read_jsonl(it / "samples.jsonl")
+    sampled = [r for r in rows if r["origin"] == "sample"]
+    ve = [r for r in rows if r["origin"] == "veriexit"]
+    assert len(sampled) == cfg.n_unlabeled * cfg.K
+    # each wrong sample's step "Adding 1 gives <gold>" is cut there and continued J times, correctly
+    assert len(ve) == cfg.n_unlabeled * cfg.J and all(r["correct"] for r in ve)
+    assert all(r["text"].count("Multiplying") == 0 and r["text"].endswith("</answer>") for r in ve)
+    assert all(sampled[r["parent"]]["qid"] == r["qid"] and not sampled[r["parent"]]["correct"] for r in ve)
+    sampling = read_json(it / "sampling.json")
+    assert sampling["extra_solutions_gained"] == len(ve) and sampling["extra_queries_recovered"] == 0
+    # candidates capped at K per query, then InDiv >= tau (a quantile: some dropped, each kept one above it)
+    sel = read_json(it / "selection.json")
+    assert sel["candidates"] == cfg.n_unlabeled * cfg.K
+    train = read_jsonl(it / "train.jsonl")
+    seed_rows = [r for r in train if r["origin"] == "seed"]
+    kept = [r for r in train if r["origin"] != "seed"]
+    assert len(seed_rows) == cfg.n_seed and 0 < len(kept) < sel["candidates"]
+    assert all(r["indiv"] >= sel["tau_value"] and "InDiv" in r["why"] for r in kept)
+    assert all(r["completion"][0]["content"].startswith("<think>") for r in kept)
+    assert (it / "model" / "model.safetensors").exists()
+    assert res["accuracy"] == 0.5 and res["n"] == cfg.n_test  # the scripted greedy answers
+    assert res["data_tokens"] == sum(r["n_tokens"] for r in rows)
+    stages = [e["stage"] for e in read_jsonl(tmp_path / "methods" / "HSIR-SFT" / "ledger.jsonl")]
+    assert stages == ["iter_1/sample", "iter_1/select", "iter_1/train", "iter_1/eval"]
+
+
+def test_methods_share_m0_samples_and_a_rerun_redoes_nothing(tmp_path, scripted):
+    cfg = smoke_cfg(tmp_path, T=1)
+    run_method("ReST-EM", cfg, log=lambda _: None)
+    calls = sum(len(g.calls) for g in scripted)
+    run_method("InDiv-only", cfg, log=lambda _: None)
+    # InDiv-only samples M0 exactly as ReST-EM did: the cached samples are reused, only evaluation generates
+    assert sum(len(g.calls) for g in scripted) - calls == 1
+    a = read_jsonl(tmp_path / "methods" / "ReST-EM" / "iter_1" / "samples.jsonl")
+    b = read_jsonl(tmp_path / "methods" / "InDiv-only" / "iter_1" / "samples.jsonl")
+    assert a == b
+    # ReST-EM keeps all correct samples; nothing is filtered
+    sel = read_json(tmp_path / "methods" / "ReST-EM" / "iter_1" / "selection.json")
+    assert sel["kept"] == sel["candidates"] == cfg.n_unlabeled
+    before = sum(len(g.calls) for g in scripted)
+    ledger = (tmp_path / "methods" / "ReST-EM" / "ledger.jsonl").read_text()
+    run_method("ReST-EM", cfg, log=lambda _: None)
+    assert sum(len(g.calls) for g in scripted) == before  # every stage skipped on rerun
+    assert (tmp_path / "methods" / "ReST-EM" / "ledger.jsonl").read_text() == ledger
+    table = results_table(cfg, ["ReST-EM", "InDiv-only"])
+    assert list(table["method"]) == ["ReST-EM", "InDiv-only"] and (table["accuracy"] == 0.5).all()
+
+
+def test_iterations_sample_from_the_previous_round_and_train_from_m(tmp_path, scripted):
+    cfg = smoke_cfg(tmp_path, T=2)
+    res = run_method("STaR", cfg, log=lambda _: None)
+    assert [r["iteration"] for r in res] == [1, 2]
+    folder = tmp_path / "methods" / "STaR"
+    assert read_json(folder / "iter_2" / "model" / "sft.json")["base"] == cfg.model  # from M, not M_1
+    assert [g.model_spec for g in scripted][:1] == [str(tmp_path / "m0")]
+    assert str(folder / "iter_1" / "model") in [g.model_spec for g in scripted]  # round 2 sampled M_1
+    greedy_calls = [c for g in scripted for c in g.calls if c[2] == 0]
+    assert all(n == 1 for _, n, _ in greedy_calls)  # STaR: one greedy answer per query
+
+
+def test_selection_rules_pick_one_per_query():
+    kept = [{"qid": "a", "length": 5, "readiv": 0.2, "why": "c", "text": "x"},
+            {"qid": "a", "length": 3, "readiv": 0.9, "why": "c", "text": "y"},
+            {"qid": "b", "length": 4, "readiv": 0.5, "why": "c", "text": "z"},
+            {"qid": "b", "length": 4, "readiv": 0.5, "why": "c", "text": "z "}]
+    assert [k["text"] for k in selfimprove.select("shortest", kept, 0)] == ["y", "z"]
+    assert [k["text"] for k in selfimprove.select("high_readiv", kept, 0)] == ["y", "z"]
+    assert [k["text"] for k in selfimprove.select("low_readiv", kept, 0)] == ["x", "z"]
+    assert [k["text"] for k in selfimprove.select("dedup", kept, 0)] == ["x", "y", "z"]
+    r1, r2 = selfimprove.select("random", kept, 0), selfimprove.select("random", kept, 0)
+    assert r1 == r2 and len(r1) == 2
+    assert len(selfimprove.select("all", kept, 0)) == 4
+
+
+def test_bad_settings_fail_at_once_naming_the_key(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['KK'\].*valid keys"):
+        load_config("smoke", {"KK": 3})
+    with pytest.raises(ValueError, match=r"m0_sft: unknown key\(s\) \['learning_rate'\]"):
+        load_config("smoke", {"m0_sft": {"learning_rate": 1e-3}})
+    with pytest.raises(ValueError, match="indiv_variant 'nope' unknown"):
+        load_config("smoke", {"indiv_variant": "nope"})
+    with pytest.raises(KeyError, match="unknown method 'HSIR'; valid methods: SFT-Initial"):
+        get_method("HSIR")
+    with pytest.raises(SystemExit):
+        selfimprove.main(["--profile", "smoke", "--method", "nope", "--set", f"root={json.dumps(str(tmp_path))}"])
+
+
+def test_a_folder_written_under_other_settings_is_refused(tmp_path):
+    cfg = smoke_cfg(tmp_path)
+    folder = tmp_path / "methods" / "ReST-EM"
+    selfimprove.check_identity(folder, get_method("ReST-EM"), cfg)
+    selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, T=5))  # more rounds resume
+    with pytest.raises(RuntimeError, match=r"differs in \['K'\]"):
+        selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, K=4))
+    with pytest.raises(RuntimeError, match=r"differs in \['method'"):
+        selfimprove.check_identity(folder, get_method("STaR"), cfg)
+
+
+def test_every_method_entry_is_valid_and_the_table_lists_them():
+    from hsir.methods import Method, table
+
+    assert {"SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT", "answer-driven",
+            "VeriExit-only", "InDiv-only", "length-driven"} <= set(METHODS)
+    assert list(table().index) == list(METHODS)
+    with pytest.raises(ValueError, match="select='best'"):
+        Method("x", "", select="best")
