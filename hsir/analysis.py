@@ -126,3 +126,19 @@ def best_threshold(labels: Sequence[int], scores: Sequence[float]) -> float:
         if j > best_j:
             best, best_j = float(t), j
     return best
+
+
+def level_split(counts: dict[str, int], levels: int = 4):
+    """Paper Fig. 2 (middle): queries sorted by their number of correct samples and split evenly into ``levels``
+    groups, hardest first; the share of the self-generated correct data each level holds."""
+    import pandas as pd
+
+    order = sorted(counts, key=lambda q: (counts[q], q))
+    groups = np.array_split(np.array(order, dtype=object), levels)
+    total = sum(counts.values())
+    rows = []
+    for i, g in enumerate(groups, 1):
+        c = [counts[q] for q in g]
+        rows.append({"level": i, "queries": len(g), "correct per query": f"{min(c)}-{max(c)}" if c else "-",
+                     "correct solutions": int(sum(c)), "share of data": sum(c) / total if total else float("nan")})
+    return pd.DataFrame(rows).set_index("level")

@@ -5,8 +5,9 @@ extracted answers agree (exact text equality is not expected: kernels differ).
 
 ``generate``: sampling throughput of the embedded model on 32 synthetic prompts × 8 samples × 128 new tokens,
 for each backend configuration side by side in one run (each in its own process, so that start-up and peak
-memory are its own), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is
-fast here (bf16 where it is native, else fp32):
+memory are its own; vLLM both in that process, the CPU default, and in vLLM's multiprocess mode, the ``-mp``
+rows), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is fast here
+(bf16 where it is native, else fp32):
 ceiling tokens/s = (matmul FLOP/s) / (2 × parameters), since decoding one token costs about two FLOPs per weight.
 Ratios are only meaningful between figures of the same run: these machines are noisy.
 """
@@ -22,18 +23,21 @@ from pathlib import Path
 
 import torch
 
-GEN_CONFIGS = {
+GEN_CONFIGS = {  # vLLM's engine runs in the benchmark's process by default on a CPU; the -mp rows use vLLM's own
+    # default (engine core and worker in processes of their own) for comparison. Each row records the mode it got.
     "hf-fp32": {"backend": "hf", "dtype": "fp32"},
     "hf-bf16": {"backend": "hf", "dtype": "bf16"},
     "vllm-bf16": {"backend": "vllm", "dtype": "bf16"},
+    "vllm-bf16-mp": {"backend": "vllm", "dtype": "bf16", "in_process": False},
     "vllm-fp32": {"backend": "vllm", "dtype": "fp32"},
+    "vllm-fp32-mp": {"backend": "vllm", "dtype": "fp32", "in_process": False},
 }
 SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time from vllm-bf16
     "vllm-bf16-block128": {"backend": "vllm", "dtype": "bf16", "block_size": 128},
     "vllm-bf16-eager": {"backend": "vllm", "dtype": "bf16", "enforce_eager": True},
     "vllm-bf16-seqs512": {"backend": "vllm", "dtype": "bf16", "max_num_seqs": 512},
-    # vLLM drops the engine's torch threads to 1 on a 2-core box; let the worker compute on both cores.
-    "vllm-bf16-omp2": {"backend": "vllm", "dtype": "bf16", "env": {"OMP_NUM_THREADS": "2"}},
+    # In its multiprocess mode vLLM drops the worker's torch threads to 1 on a 2-core box; let it use both cores.
+    "vllm-bf16-omp2": {"backend": "vllm", "dtype": "bf16", "in_process": False, "env": {"OMP_NUM_THREADS": "2"}},
 }
 
 
@@ -115,6 +119,9 @@ def one_generate(cfg: dict, model: str, n_prompts: int, n: int, max_new_tokens: 
         out = gen.generate(prompts, sc)
         secs = time.perf_counter() - t0
         tokens = sum(c.n_tokens for cs in out for c in cs)
+        if backend == "vllm":  # the mode the engine actually ran in
+            cfg["in_process"] = gen.in_process
+            cfg["engine_mode"] = "in-process" if gen.in_process else "multiprocess"
         gen.close()
     return {"backend": backend, **cfg, "startup_s": round(startup, 2), "seconds": round(secs, 2), "tokens": tokens,
             "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": mem.peak_gib}

@@ -65,6 +65,7 @@ class LoopConfig:
     temperature: float = 1.0
     max_new_tokens: int = 384  # sampling (paper: 2,048)
     eval_max_new_tokens: int = 384  # greedy evaluation (paper: 4,096)
+    extraction: str = "strict"  # the paper's: only the <answer> block counts | lenient: the kit's fallbacks too
     step_test: str = "text"  # VeriExit's "does this step state the answer": text (paper) | result
     indiv_variant: str = "token/self-max (default)"  # a key of hsir.indiv.VARIANTS
     tau: float | str = -0.5  # a number (paper) or a quantile of the round's candidates ("q0.26")
@@ -86,6 +87,8 @@ class LoopConfig:
 
         if self.indiv_variant not in VARIANTS:
             raise ValueError(f"indiv_variant {self.indiv_variant!r} unknown; valid: {list(VARIANTS)}")
+        if self.extraction not in ("strict", "lenient"):
+            raise ValueError(f"extraction {self.extraction!r} unknown; valid: ['strict', 'lenient']")
         if self.step_test not in STEP_TESTS:
             raise ValueError(f"step_test {self.step_test!r} unknown; valid: {list(STEP_TESTS)}")
         settings_from(SFTSettings, self.m0_sft, "m0_sft")
@@ -159,7 +162,7 @@ class Data:
 
 
 def load_data(cfg: LoopConfig) -> Data:
-    task = get_task(cfg.task, cfg.data_dir)
+    task = get_task(cfg.task, cfg.data_dir, strict=cfg.extraction == "strict")
     return Data(task, task.load(cfg.seed_split, limit=cfg.n_seed), task.load(cfg.unlabeled_split, limit=cfg.n_unlabeled),
                 task.load(cfg.test_split, limit=cfg.n_test))
 
@@ -239,6 +242,16 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
 
         report |= {f"extra_{k}": v for k, v in recovery(failed_q, extra).items()}
     return rows + extra, report
+
+
+def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_key: str, K: int) -> list[dict]:
+    """K samples per D_u query from ``model`` (cached like the loop's own samples): Fig. 1-2's histograms."""
+    gen = engine.use(model)
+    scfg = SamplingConfig(n=K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    spec = {"task": cfg.task, "n": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            "sampling": "K", "K": K, "temperature": cfg.temperature}
+    return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
+                         _gen_path(cfg, model_key, "samples", spec))
 
 
 def guideline_requests(task: Task, problems: Sequence[Problem], tokenizer) -> list[Request]:

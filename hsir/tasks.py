@@ -365,6 +365,10 @@ class Task:
     hub_splits: dict = field(default_factory=dict)  # our split -> hub split
     medical: bool = False
     data_dir: Path | None = None
+    # The paper's extraction is strict: "If no valid answer is extracted [according to the given format], the
+    # response is considered incorrect", i.e. only the <answer> block counts. ``strict=False`` adds the kit's
+    # fallbacks (the last "answer is", the last \boxed{} or number). The loop's profiles choose; default lenient.
+    strict: bool = False
 
     @property
     def splits(self) -> list[str]:
@@ -468,6 +472,8 @@ class Task:
     def extract(self, problem: Problem, completion: str) -> str | None:
         """The final answer a completion states, normalised for this task's kind, or None."""
         text, how = final_answer_text(completion)
+        if self.strict and how != "block":
+            return None
         if self.kind == "numeric":
             v = parse_number(text, "first" if how == "answer_is" else "last")
             return None if v is None else _fmt_number(v)
@@ -579,13 +585,15 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 ]}
 
 
-def get_task(name: str, data_dir: str | Path | None = None) -> Task:
-    """The task called ``name``; an unknown name raises an error listing the valid ones."""
+def get_task(name: str, data_dir: str | Path | None = None, strict: bool | None = None) -> Task:
+    """The task called ``name`` (``strict``: only the <answer> block counts); an unknown name lists the valid ones."""
+    from dataclasses import replace
+
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     task = TASKS[name]
     if data_dir is not None:
-        from dataclasses import replace
-
         task = replace(task, data_dir=Path(data_dir))
+    if strict is not None:
+        task = replace(task, strict=strict)
     return task

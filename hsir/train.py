@@ -143,18 +143,16 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
 
 def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
     """``train_sft`` here, or under ``accelerate launch`` on ``settings.num_processes`` processes."""
-    import torch
-
     settings = settings or SFTSettings()
     out = Path(out_dir)
     if settings.num_processes <= 1 or (out / "model.safetensors").exists():
         return train_sft(base, rows, out, settings)
     rows_file = out.parent / f"{out.name}.rows.jsonl"
     write_jsonl(rows_file, rows)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    if not torch.cuda.is_available():
-        cmd.append("--cpu")
+    # accelerate's torchrun path (``--multi_gpu``) also runs CPU processes (gloo); its ``--cpu`` flag would start one
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+           str(settings.num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port())]
     cmd += ["-m", "hsir.train", "sft", "--base", base, "--rows", str(rows_file), "--out", str(out),
             "--settings", json.dumps(asdict(settings))]
     subprocess.run(cmd, check=True, env=os.environ.copy())
@@ -162,6 +160,14 @@ def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: S
         raise RuntimeError(f"accelerate launch finished without writing {out}: {' '.join(cmd)}")
     rows_file.unlink(missing_ok=True)
     return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sft_report(model_dir: str | Path) -> dict:

@@ -84,7 +84,7 @@ def _stable_key(row: dict) -> tuple:
 def cap_per_query(rows: Sequence[dict], K: int, seed: int) -> list[dict]:
     """At most K rows per query (``row["qid"]``), the same training budget as the baselines.
 
-    A query with more than K rows keeps K at random from ``random.Random(seed)`` over its rows sorted
+    A query with more than K rows keeps K at random from ``random.Random(f"{seed}:{qid}")`` over its rows sorted
     by content, so the choice depends only on the seed and that query's rows (not on row order or other
     queries). Kept rows stay in input order.
     """

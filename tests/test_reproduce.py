@@ -44,7 +44,8 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     monkeypatch.chdir(ROOT)
     shutil.rmtree(ROOT / "runs" / "smoke", ignore_errors=True)  # no stale artifacts to resume from
     out = reproduce.run("smoke", out_root=tmp_path)
-    assert [p.name for p in out] == ["00_quickstart.ipynb", "07_indiv_analysis.ipynb"]
+    assert [p.name for p in out] == ["00_quickstart.ipynb", "01_preliminary_analysis.ipynb", "02_hsir_sft.ipynb",
+                                     "07_indiv_analysis.ipynb"]
     for path in out:
         nb = nbformat.read(path, as_version=4)
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
@@ -60,3 +61,8 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     assert read_json(ROOT / "runs" / "smoke" / "m0" / "sft.json")["rows"] == 8
     m0_samples = (ROOT / "runs" / "smoke" / "07_indiv" / "m0_samples.jsonl").read_text().splitlines()
     assert len(m0_samples) == 3 * 2
+    # notebooks 01 and 02 ran the loop: Fig. 2, and every Table 1a method has an evaluated round
+    assert (ROOT / "figures" / "smoke" / "01_figure_2.png").exists()
+    for method in ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT"]:
+        metrics = read_json(ROOT / "runs" / "smoke" / "methods" / method / "iter_1" / "metrics.json")
+        assert metrics["synthetic"]["n"] == 4, method

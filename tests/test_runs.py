@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from hsir.evaluate import bootstrap_ci, sample_and_score, summarize
+from hsir.evaluate import bootstrap_ci, summarize
 from hsir.generate import Completion, GenStats, SamplingConfig
 from hsir.runs import ResumableJsonl, Run, read_jsonl, write_jsonl
+from hsir.sampling import sample_and_score
 from hsir.tasks import get_task
 
 
@@ -92,8 +93,8 @@ def test_bootstrap_interval_brackets_the_mean():
 
 KILLABLE = textwrap.dedent("""
     import sys, time
-    from hsir.evaluate import sample_and_score
     from hsir.generate import HFGenerator, SamplingConfig
+    from hsir.sampling import sample_and_score
     from hsir.tasks import get_task
 
     class Slow(HFGenerator):
@@ -134,9 +135,15 @@ def test_killed_sampling_resumes_where_it_stopped(tmp_path, smoke_model):
 
     gen = Counting("smoke:tiny-llama", dtype="fp32", model=model, tokenizer=tok, progress=False)
     task = get_task("synthetic")
-    rows = sample_and_score(task, task.load("test", limit=12), gen, SamplingConfig(n=2, max_new_tokens=4), out, chunk=2)
+    problems = task.load("test", limit=12)
+    cfg = SamplingConfig(n=2, max_new_tokens=4)
+    rows = sample_and_score(task, problems, gen, cfg, out, chunk=2)
     assert len(gen.seen) == 12 - len(done)  # only the unfinished queries were generated again
-    assert sorted({r["qid"] for r in rows}) == sorted(p.qid for p in task.load("test", limit=12))
+    assert sorted({r["qid"] for r in rows}) == sorted(p.qid for p in problems)
     assert len(rows) == 24
     assert [r for r in rows if r["qid"] in done] == [r for r in kept if r["qid"] in done]
     assert Run(tmp_path).ledger()[-1]["stage"] == "samples"
+    # the same artifact as an uninterrupted run with the same seed
+    fresh = sample_and_score(task, problems, gen, cfg, tmp_path / "fresh" / "samples.jsonl", chunk=2)
+    key = lambda r: (r["req"], r["sample"])
+    assert sorted(rows, key=key) == sorted(fresh, key=key)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hsir.tasks import TASKS, DataError, Problem, get_task
+from hsir.tasks import STEP_TESTS, TASKS, DataError, Problem, get_task, step_result
 from hsir.traces import format_trace
 
 # Rows per local split, from shared/data/SOURCES.md.
@@ -184,3 +184,50 @@ def test_states_answer_for_choices_and_math():
     p = Problem("m", "?", "\\frac{1}{2}")
     assert get_task("math500").states_answer("So the answer is \\frac{1}{2}.", p)
     assert get_task("math500").states_answer("So the answer is $\\frac12$, as required.", p)
+
+
+@pytest.mark.parametrize("step,value", [
+    ("Multiplying 29 by 2 gives 58 marbles.", 58),
+    ("29 * 2 = 58", 58),
+    ("She has 58 marbles.", 58),  # no marker: the last number
+    ("Then she adds 58 to 12, giving 70.", 70),  # an operand before the marker is not the result
+    ("Taking away 5 leaves 63 - 5 = 58 marbles.", 58),
+    ("Multiplying by 2 gives 58 * 2 = 116 marbles.", 116),
+    ("Multiplying by 2 gives 58 * 2.", None),  # an unevaluated expression arrives at nothing
+    ("That makes $8,000 in total.", 8000),
+    ("116 is too many. So she has 58, which is fine.", 58),  # the last marker with a number after it
+    ("Wait, let me double-check.", None),
+])
+def test_step_result_rule(step, value):
+    assert step_result(step) == value
+
+
+def test_states_answer_result_mode():
+    t = get_task("gsm8k")
+    p = Problem("q", "?", "14")
+    assert STEP_TESTS == ("text", "result")
+    assert t.states_answer("3 + 11 = 14 apples so far.", p, how="result")
+    assert not t.states_answer("3 + 11 = 14 apples so far.", p)  # the default stays the paper's text match
+    assert t.states_answer("So the answer is \\boxed{14}.", p, how="result")
+    assert not t.states_answer("Adding 14 to 3 gives 17.", p, how="result")
+    assert not get_task("medqa").states_answer("Option C looks good.", MC, how="result")  # text match for choices
+    assert get_task("medqa").states_answer("Thus the answer is (C) blue.", MC, how="result")
+    with pytest.raises(ValueError, match="valid step tests: text, result"):
+        t.states_answer("So the answer is 14.", p, how="loose")
+
+
+def test_messages_without_hint_are_unchanged():
+    p = Problem("q", "How many?", "14")
+    t = get_task("gsm8k")
+    assert t.messages(p) == t.messages(p, None) == t.messages(p, "")
+    assert t.messages(p, t.hint(p))[-1]["content"] == t.messages(p)[-1]["content"] + "\n" + t.hint(p)
+    assert t.hint(p) == "Hint: the correct answer is 14. Show the reasoning that leads to it."
+
+
+def test_strict_extraction_counts_only_the_answer_block():
+    lenient, strict = get_task("synthetic"), get_task("synthetic", strict=True)
+    p = lenient.load("test", limit=1)[0]
+    for text in (f"so the answer is {p.answer}", f"... {p.answer}", f"\\boxed{{{p.answer}}}"):
+        assert lenient.score(p, text) and not strict.score(p, text)
+    ok = f"<think>\nx\n</think>\n<answer>\n{p.answer}\n</answer>"
+    assert strict.score(p, ok) and lenient.score(p, ok)

@@ -38,3 +38,57 @@ def test_train_writes_a_loadable_model_once(tmp_path, smoke_model):
     assert train_sft("smoke:tiny-llama", rows, out) == out  # a finished model is reused, not retrained
     assert (out / "sft.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "sft.json").read_text())["settings"]["lr"] == 1e-3
+
+
+class Kill(Exception):
+    pass
+
+
+def _kill_at(step: int):
+    from transformers import TrainerCallback
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == step:
+                raise Kill(f"killed at step {step}")
+
+    return KillAt()
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_model):
+    from safetensors.torch import load_file
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=16))
+    s = SFTSettings(lr=1e-3, batch_size=4, bf16=False, save_every=1)
+    whole = train_sft("smoke:tiny-llama", rows, tmp_path / "whole", s)
+    with pytest.raises(Kill):
+        train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s, callbacks=[_kill_at(3)])
+    assert not (tmp_path / "killed").exists() and (tmp_path / "killed.checkpoints").exists()
+    resumed = train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s)
+    rep = sft_report(resumed)
+    assert rep["resumed_from"].endswith("checkpoint-2") and rep["steps"] == 4
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_settings_with_an_unknown_key_fail_naming_it():
+    from hsir.train import settings_from
+
+    with pytest.raises(ValueError, match=r"sft: unknown key\(s\) \['lr_rate'\]; valid keys: \['lr'"):
+        settings_from(SFTSettings, {"lr_rate": 1}, "sft")
+
+
+@pytest.mark.slow
+def test_sft_stage_runs_under_accelerate_on_two_processes(tmp_path, smoke_model):
+    from hsir.train import launch_sft
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=8))
+    out = launch_sft("smoke:tiny-llama", rows, tmp_path / "ddp",
+                     SFTSettings(lr=1e-3, batch_size=2, bf16=False, num_processes=2))
+    rep = sft_report(out)
+    assert rep["processes"] == 2 and rep["steps"] == 2  # 8 rows / (2 per process × 2 processes)
+    assert math.isfinite(rep["train_loss"]) and not (tmp_path / "ddp.rows.jsonl").exists()

