@@ -204,7 +204,7 @@ def check_identity(folder: Path, method: Method, cfg: LoopConfig) -> None:
 
 # ------------------------------------------------------------------------------------------------ stages
 
-def _gen_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> Path:
+def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> Path:
     return cfg.run_root / "generations" / model_key / f"{kind}-{digest(spec)}.jsonl"
 
 
@@ -222,7 +222,7 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
         reqs = task_requests(task, data.unlabeled, tok) if method.sampling != "guideline" else guideline_requests(
             task, data.unlabeled, tok)
     spec = common | {"sampling": method.sampling, "n": scfg.n, "temperature": scfg.temperature}
-    rows = generate_rows(task, reqs, gen, scfg, _gen_path(cfg, model_key, "samples", spec))
+    rows = generate_rows(task, reqs, gen, scfg, generations_path(cfg, model_key, "samples", spec))
     report = {"sampled": len(rows), "sample_tokens": sum(r["n_tokens"] for r in rows)}
     failed_q = {r["qid"] for r in rows} - {r["qid"] for r in rows if r["correct"]}
     extra: list[dict] = []
@@ -230,13 +230,13 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
     if method.extra == "veriexit":
         vreqs = veriexit_requests(task, data.by_qid, rows, tok, cfg.step_test)
         xspec = spec | {"extra": "veriexit", "J": cfg.J, "step_test": cfg.step_test}
-        extra = generate_rows(task, vreqs, gen, xcfg, _gen_path(cfg, model_key, "veriexit", xspec)) if vreqs else []
+        extra = generate_rows(task, vreqs, gen, xcfg, generations_path(cfg, model_key, "veriexit", xspec)) if vreqs else []
         report["prefixes"] = len(vreqs)
     elif method.extra == "answer_driven":
         failed = sorted({r["qid"] for r in rows if not r["correct"]})
         areqs = task_requests(task, [data.by_qid[q] for q in failed], tok, "answer_driven", hint=True)
         xspec = spec | {"extra": "answer_driven", "J": cfg.J}
-        extra = generate_rows(task, areqs, gen, xcfg, _gen_path(cfg, model_key, "answer_driven", xspec)) if areqs else []
+        extra = generate_rows(task, areqs, gen, xcfg, generations_path(cfg, model_key, "answer_driven", xspec)) if areqs else []
     if method.extra:
         from hsir.veriexit import recovery
 
@@ -251,7 +251,7 @@ def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_
     spec = {"task": cfg.task, "n": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
             "sampling": "K", "K": K, "temperature": cfg.temperature}
     return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
-                         _gen_path(cfg, model_key, "samples", spec))
+                         generations_path(cfg, model_key, "samples", spec))
 
 
 def guideline_requests(task: Task, problems: Sequence[Problem], tokenizer) -> list[Request]:

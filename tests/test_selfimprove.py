@@ -182,3 +182,13 @@ def test_every_method_entry_is_valid_and_the_table_lists_them():
     assert list(table().index) == list(METHODS)
     with pytest.raises(ValueError, match="select='best'"):
         Method("x", "", select="best")
+
+
+def test_veriexit_bench_compares_rates_at_the_same_budget(tmp_path, scripted):
+    from hsir.bench_veriexit import veriexit_bench
+
+    res = veriexit_bench("smoke", {"root": str(tmp_path)})
+    ve, rs = res["methods"]["veriexit"], res["methods"]["resampling"]
+    assert res["hard_queries"] == 1 and ve["prefixes"] == 1 and ve["correct"] == ve["generations"] == 2
+    assert res["budget_tokens"] == ve["tokens"] > 0 and rs["generations"] == res["samples_per_query_at_budget"]
+    assert res["veriexit_vs_resampling"] == ve["correct_per_1k_tokens"] / rs["correct_per_1k_tokens"]
