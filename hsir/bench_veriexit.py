@@ -14,7 +14,7 @@ import time
 
 from hsir.generate import SamplingConfig
 from hsir.sampling import correct_counts, generate_rows, task_requests
-from hsir.selfimprove import Engine, generations_path, build_m0, load_config, load_data, sample_model, veriexit_requests
+from hsir.selfimprove import Engine, build_m0, generations_path, load_config, load_data, sample_model, veriexit_requests
 
 
 def _rate(rows: list[dict]) -> dict:
