@@ -142,3 +142,56 @@ def level_split(counts: dict[str, int], levels: int = 4):
         rows.append({"level": i, "queries": len(g), "correct per query": f"{min(c)}-{max(c)}" if c else "-",
                      "correct solutions": int(sum(c)), "share of data": sum(c) / total if total else float("nan")})
     return pd.DataFrame(rows).set_index("level")
+
+
+def score_all(model, tokenizer, prompts: Sequence[str], texts: Sequence[str], embedder=None,
+              max_tokens: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every InDiv variant under ``model``, Eq.3 (with an ``embedder``) and negated length for (prompt, solution)
+    pairs, from one middle-layer pass; returns (scores by name, solution lengths in tokens)."""
+    from hsir.diversity import readiv_scores
+    from hsir.indiv import encode, middle_states, token_steps, variant_scores
+
+    states, raw = middle_states(model, encode(tokenizer, prompts), encode(tokenizer, texts), max_tokens=max_tokens)
+    scores = variant_scores(states, raw, [token_steps(tokenizer, t) for t in texts])
+    if embedder is not None:
+        scores["Eq.3 ReaDiv"] = np.array(readiv_scores(list(texts), embedder))
+    lengths = np.array([h.shape[0] for h in states])
+    scores["length (negated)"] = -lengths.astype(float)
+    return scores, lengths
+
+
+def recommend_cut(labels: Sequence[int], scores: Sequence[float], tau: float | None = None) -> dict | None:
+    """The Youden cut separating label 1 (redundant) from 0, as a value and as the quantile tau string that
+    ``indiv.resolve_tau`` turns back into it on the same scores; None when one class is missing."""
+    y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
+    ok = np.isfinite(s)
+    y, s = y[ok], s[ok]
+    if not 0 < y.sum() < len(y):
+        return None
+    cut = best_threshold(y, s)
+    q = float(np.mean(s < cut))
+    out = {"youden cut": cut, "as quantile": q, "tau": f"q{q:.4f}", "flagged re-checking": float(np.mean(s[y == 1] < cut)),
+           "flagged clean": float(np.mean(s[y == 0] < cut))}
+    if tau is not None:
+        out["quantile of tau"] = float(np.mean(s < tau))
+    return out
+
+
+def recommendation(rec, source: str) -> tuple[str, dict]:
+    """The variant whose cut best separates the classes in ``source`` (flagged re-checking minus flagged clean)."""
+    own = rec.xs(source, level=1)
+    best = (own["flagged re-checking"].astype(float) - own["flagged clean"].astype(float)).idxmax()
+    return best, own.loc[best].to_dict()
+
+
+def population_table(pops: dict[str, np.ndarray], tau: float):
+    """Size, median and the quantile at which ``tau`` falls, for each population of scores (NaN dropped)."""
+    import pandas as pd
+
+    rows = {}
+    for name, v in pops.items():
+        v = np.asarray(v, dtype=float)
+        v = v[np.isfinite(v)]
+        rows[name] = {"n": len(v), "quantile of tau": float(np.mean(v < tau)) if len(v) else np.nan,
+                      "median": float(np.median(v)) if len(v) else np.nan}
+    return pd.DataFrame(rows).T

@@ -291,6 +291,11 @@ def pool_steps(h: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
     return torch.stack([h[torch.from_numpy(steps == k).to(h.device)].mean(0) for k in ids])
 
 
+def encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens added (prompts are already templated)."""
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
 def indiv_scores(model, tokenizer, prompts: Sequence[str], completions: Sequence[str],
                  weighting: str = DEFAULT_WEIGHTING, norm: str = DEFAULT_NORM, alpha: float = 1e-3,
                  form: str = "gram", granularity: str = DEFAULT_GRANULARITY, max_batch_tokens: int | None = None,
@@ -303,8 +308,8 @@ def indiv_scores(model, tokenizer, prompts: Sequence[str], completions: Sequence
         raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"unknown granularity {granularity!r}; use one of {GRANULARITIES}")
-    enc = lambda texts: [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    states, raw = middle_states(model, enc(prompts), enc(completions), weighting != "none", max_batch_tokens,
+    states, raw = middle_states(model, encode(tokenizer, prompts), encode(tokenizer, completions), weighting != "none",
+                                max_batch_tokens,
                                 max_tokens, share_prompts)
     steps = [token_steps(tokenizer, c) if granularity == "step" else None for c in completions]
     return [score_states(h, w, weighting, norm, alpha, form, st) for h, w, st in zip(states, raw, steps, strict=True)]
