@@ -11,8 +11,11 @@ Each entry names how a method builds its training data from the current model M_
   ``random`` / ``shortest`` / ``high_readiv`` / ``low_readiv`` (one per query: Fig. 2's ablation), ``oracle``
   (the gold traces of D_u: SFT-Oracle), ``none``.
 - ``filter``: ``indiv`` (InDiv ≥ tau, the profile's variant and tau), ``length`` (the length-driven ablation), None.
-- ``trainer``: ``sft`` today (the DPO and GRPO entries join the same table); ``init``: where each round's
-  training starts, ``base`` (M, as HSIR-SFT and the SFT baselines do) or ``previous`` (M_{t-1}, for DPO).
+- ``trainer``: ``sft``, ``dpo`` (DPO + NLL on pairs, Eq.2) or ``grpo``; ``init``: where each round's training
+  starts, ``base`` (M, as HSIR-SFT and the SFT baselines do), ``previous`` (M_{t-1}, for DPO), or, for GRPO,
+  ``m0`` or the name of a method whose first round's model it continues (``HSIR-SFT``).
+- ``pairs`` (DPO): ``incorrect`` pairs each kept winner with a random incorrect sample of its query.
+- ``rewards`` (GRPO): (reward name in ``hsir.rewards.REWARDS``, weight) pairs, TRL's ``reward_weights``.
 - ``iterative``: whether the method runs T rounds; a non-iterative method runs one.
 - ``cap_k``: after the extra sampling, keep at most K candidates per query at random (HSIR's equal budget).
 
@@ -30,8 +33,9 @@ SAMPLINGS = ("none", "K", "greedy", "budget", "guideline")
 EXTRAS = (None, "veriexit", "answer_driven")
 SELECTS = ("all", "dedup", "random", "shortest", "high_readiv", "low_readiv", "oracle", "none")
 FILTERS = (None, "indiv", "length")
-TRAINERS = ("sft",)
-INITS = ("base", "previous")
+TRAINERS = ("sft", "dpo", "grpo")
+INITS = ("base", "previous", "m0", "HSIR-SFT")
+PAIRS = (None, "incorrect")
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,15 @@ class Method:
     init: str = "base"
     iterative: bool = True
     cap_k: bool = False
+    pairs: str | None = None
+    rewards: tuple[tuple[str, float], ...] = ()
     note: str = ""
 
     def __post_init__(self):
         for field, value, valid in [("sampling", self.sampling, SAMPLINGS), ("extra", self.extra, EXTRAS),
                                     ("select", self.select, SELECTS), ("filter", self.filter, FILTERS),
-                                    ("trainer", self.trainer, TRAINERS), ("init", self.init, INITS)]:
+                                    ("trainer", self.trainer, TRAINERS), ("init", self.init, INITS),
+                                    ("pairs", self.pairs, PAIRS)]:
             if value not in valid:
                 raise ValueError(f"method {self.name!r}: {field}={value!r}; valid: {valid}")
 
@@ -88,7 +95,29 @@ _SFT_METHODS = [
     Method("select-low-readiv", "Fig. 2 right", sampling="K", select="low_readiv", iterative=False),
 ]
 
-METHODS: dict[str, Method] = {m.name: m for m in _SFT_METHODS}
+_DPO_METHODS = [
+    Method("IRPO", "Pang et al. 2024; Table 1b", sampling="K", select="all", trainer="dpo", init="previous",
+           pairs="incorrect", note="winners: every correct sample; losers: incorrect samples of the same query"),
+    Method("HSIR-DPO", "§3; Table 1b", sampling="K", extra="veriexit", select="all", filter="indiv", cap_k=True,
+           trainer="dpo", init="previous", pairs="incorrect",
+           note="winners: HSIR-SFT's kept solutions (VeriExit, InDiv-filtered); losers: incorrect samples only"),
+]
+
+_ACC_FMT = (("accuracy", 1.0), ("format", 1.0))
+_GRPO_METHODS = [
+    Method("GRPO", "Table 5", sampling="none", select="none", trainer="grpo", init="m0", iterative=False,
+           rewards=_ACC_FMT),
+    Method("GRPO+Long2Short", "Table 5; Kimi 1.5", sampling="none", select="none", trainer="grpo", init="m0",
+           iterative=False, rewards=_ACC_FMT + (("long2short", 1.0),)),
+    Method("GRPO+CosFn", "Table 5; Yang et al. 2025", sampling="none", select="none", trainer="grpo", init="m0",
+           iterative=False, rewards=(("cosine", 1.0), ("format", 1.0)), note="CosFn replaces the accuracy reward"),
+    Method("H-GRPO", "§3; Table 5", sampling="none", select="none", trainer="grpo", init="m0", iterative=False,
+           rewards=_ACC_FMT + (("indiv", 0.2),)),
+    Method("HSIR-SFT+H-GRPO", "Table 7", sampling="none", select="none", trainer="grpo", init="HSIR-SFT",
+           iterative=False, rewards=_ACC_FMT + (("indiv", 0.2),), note="H-GRPO from HSIR-SFT's first round"),
+]
+
+METHODS: dict[str, Method] = {m.name: m for m in _SFT_METHODS + _DPO_METHODS + _GRPO_METHODS}
 
 
 def get_method(name: str) -> Method:

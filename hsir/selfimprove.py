@@ -39,7 +39,7 @@ from hsir.methods import Method, get_method
 from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
 from hsir.sampling import Request, generate_rows, task_requests
 from hsir.tasks import Problem, Task, get_task
-from hsir.train import SFTSettings, launch_sft, settings_from, sft_rows
+from hsir.train import DPOSettings, SFTSettings, launch, launch_sft, settings_from, sft_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDELINE = ("Before answering, identify what the question asks, list the given facts, plan the steps, carry "
@@ -74,6 +74,8 @@ class LoopConfig:
     embedder: str = "embedded:all-minilm-l6-v2"  # Eq.3 (paper: BAAI/bge-m3)
     m0_sft: dict = field(default_factory=dict)  # SFTSettings of SFT-Initial (M0)
     sft: dict = field(default_factory=dict)  # SFTSettings of each round
+    dpo: dict = field(default_factory=dict)  # DPOSettings of each DPO round (hsir.train)
+    grpo: dict = field(default_factory=dict)  # GRPOSettings of a GRPO run (hsir.grpo)
     backend: str = "auto"
     dtype: str = "auto"
     engine: dict = field(default_factory=dict)  # extra arguments of the generation backend
@@ -93,6 +95,7 @@ class LoopConfig:
             raise ValueError(f"step_test {self.step_test!r} unknown; valid: {list(STEP_TESTS)}")
         settings_from(SFTSettings, self.m0_sft, "m0_sft")
         settings_from(SFTSettings, self.sft, "sft")
+        settings_from(DPOSettings, self.dpo, "dpo")
 
     @property
     def run_root(self) -> Path:
@@ -354,11 +357,12 @@ def readiv_of(cfg: LoopConfig, cands: Sequence[dict]) -> list[float]:
     return readiv_scores([c["text"] for c in cands], load_embedder(cfg.embedder))
 
 
-def select_stage(method: Method, cfg: LoopConfig, data: Data, cands: Sequence[dict],
-                 scores: Sequence[dict]) -> tuple[list[dict], dict]:
-    """The round's SFT rows: D_s's traces, then the kept candidates, each with why it was kept."""
+def select_stage(method: Method, cfg: LoopConfig, data: Data, cands: Sequence[dict], scores: Sequence[dict],
+                 rows: Sequence[dict] = ()) -> tuple[list[dict], dict]:
+    """The round's training rows, each with why it is there: for SFT, D_s's traces then the kept candidates; for
+    DPO, each kept winner paired with an incorrect sample of its query (``make_pairs``)."""
     task = data.task
-    rows = [{"qid": p.qid, "origin": "seed", "why": "seed trace (D_s)", "text": p.reasoning} for p in data.seed]
+    seed_rows = [{"qid": p.qid, "origin": "seed", "why": "seed trace (D_s)", "text": p.reasoning} for p in data.seed]
     report: dict = {"candidates": len(cands)}
     by_id = {s["id"]: s for s in scores}
     kept = [dict(c) | by_id[_row_id(c)] for c in cands]
@@ -384,12 +388,37 @@ def select_stage(method: Method, cfg: LoopConfig, data: Data, cands: Sequence[di
     report |= {"kept": len(kept), "kept_queries": len({k["qid"] for k in kept}),
                "kept_by_origin": _count(k["origin"] for k in kept)}
     by_qid = {p.qid: p for p in data.seed + data.unlabeled}
+    if method.trainer == "dpo":
+        losers = [r for r in rows if not r["correct"] and r["origin"] == "sample"]
+        pairs = make_pairs(kept, losers, cfg.seed)
+        report |= {"pairs": len(pairs), "pair_queries": len({p["qid"] for p in pairs})}
+        return [p | {"prompt": task.messages(by_qid[p["qid"]])} for p in pairs], report
     out = []
-    for r in rows + kept:
+    for r in seed_rows + kept:
         p = by_qid[r["qid"]]
         out.append({key: r.get(key) for key in ("qid", "origin", "req", "sample", "why", "length", "indiv", "readiv")}
                    | {"prompt": task.messages(p), "completion": [{"role": "assistant", "content": r["text"]}]})
     return out, report
+
+
+def make_pairs(winners: Sequence[dict], losers: Sequence[dict], seed: int) -> list[dict]:
+    """Each winner with a loser of the same query drawn at random (seeded per winner); a query with no winner
+    or no loser gives no pair. Losers are incorrect samples only: a correct solution the filter dropped is never
+    a loser (the paper pairs "correct and incorrect solutions"; a filtered one is still correct)."""
+    by_q: dict[str, list[dict]] = {}
+    for r in losers:
+        by_q.setdefault(r["qid"], []).append(r)
+    pairs = []
+    for w in winners:
+        group = by_q.get(w["qid"])
+        if not group:
+            continue
+        lose = random.Random(f"{seed}:{_row_id(w)}").choice(group)
+        pairs.append({"qid": w["qid"], "winner": _row_id(w), "loser": _row_id(lose),
+                      "why": f"winner: {w['why']}; loser: incorrect sample drawn at random (pred {lose['pred']!r})",
+                      "chosen": [{"role": "assistant", "content": w["text"]}],
+                      "rejected": [{"role": "assistant", "content": lose["text"]}]})
+    return pairs
 
 
 def select(how: str, kept: Sequence[dict], seed: int) -> list[dict]:
@@ -457,15 +486,23 @@ def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Eng
 
     it = f"iter_{t}"
     key = "m0" if t == 1 else f"{method.name}/iter_{t - 1}"
-    trains = method.select != "none"
-    model = str(run.path(it, "model")) if trains else sampler
-    if method.self_generated:
-        run.stage(f"{it}/sample", [f"{it}/samples.jsonl"],
-                  lambda: _sample(run, it, method, cfg, data, engine, sampler, key, t, log))
-    if trains:
-        base = cfg.model if method.init == "base" else sampler
-        run.stage(f"{it}/select", [f"{it}/train.jsonl"], lambda: _select(run, it, method, cfg, data, sampler, key, log))
-        run.stage(f"{it}/train", [f"{it}/model/model.safetensors"], lambda: _train(run, it, cfg, base, log))
+    if method.trainer == "grpo":
+        start = sampler if method.init == "m0" else str(cfg.run_root / "methods" / method.init / "iter_1" / "model")
+        if not Path(start, "model.safetensors").exists() and method.init != "m0":
+            raise RuntimeError(f"{method.name} starts from {method.init}'s first round: run that method first ({start})")
+        model = str(run.path(it, "model"))
+        run.stage(f"{it}/train", [f"{it}/model/model.safetensors"], lambda: _train_grpo(run, it, method, cfg, data, start, log))
+    else:
+        trains = method.select != "none"
+        model = str(run.path(it, "model")) if trains else sampler
+        if method.self_generated:
+            run.stage(f"{it}/sample", [f"{it}/samples.jsonl"],
+                      lambda: _sample(run, it, method, cfg, data, engine, sampler, key, t, log))
+        if trains:
+            base = cfg.model if method.init == "base" else sampler
+            run.stage(f"{it}/select", [f"{it}/train.jsonl"],
+                      lambda: _select(run, it, method, cfg, data, sampler, key, log))
+            run.stage(f"{it}/train", [f"{it}/model/model.safetensors"], lambda: _train(run, it, method, cfg, base, log))
     run.stage(f"{it}/eval", [f"{it}/metrics.json"], lambda: _eval(run, it, cfg, data, engine, model, evaluate, log))
     return model
 
@@ -485,7 +522,7 @@ def _select(run, it, method, cfg, data, sampler, key, log) -> dict:
     scores = score_stage(method, cfg, data, sampler, key, cands)
     score_seconds = time.perf_counter() - t0
     write_jsonl(run.path(it, "scores.jsonl"), scores)
-    train, report = select_stage(method, cfg, data, cands, scores)
+    train, report = select_stage(method, cfg, data, cands, scores, rows)
     report["score_seconds"] = round(score_seconds, 3)
     write_json(run.path(it, "selection.json"), report)
     write_jsonl(run.path(it, "train.jsonl"), train)
@@ -493,11 +530,21 @@ def _select(run, it, method, cfg, data, sampler, key, log) -> dict:
     return {"score_seconds": round(score_seconds, 3), "scored": len(cands)}
 
 
-def _train(run, it, cfg, base, log) -> dict:
+def _train(run, it, method, cfg, base, log) -> dict:
     rows = read_jsonl(run.path(it, "train.jsonl"))
-    log(f"[{run.root.name}] {it}: training on {len(rows)} rows")
-    launch_sft(base, rows, run.path(it, "model"), settings_from(SFTSettings, cfg.sft, "sft"))
+    log(f"[{run.root.name}] {it}: {method.trainer} on {len(rows)} rows from {base}")
+    settings = settings_from(DPOSettings, cfg.dpo, "dpo") if method.trainer == "dpo" else settings_from(
+        SFTSettings, cfg.sft, "sft")
+    launch(method.trainer, base, rows, run.path(it, "model"), settings)
     return {"rows": len(rows)}
+
+
+def _train_grpo(run, it, method, cfg, data, start, log) -> dict:
+    from hsir.grpo import train_grpo
+
+    log(f"[{run.root.name}] {it}: GRPO from {start} with rewards {method.rewards}")
+    train_grpo(method, cfg, data, start, run.path(it, "model"))
+    return {}
 
 
 def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:

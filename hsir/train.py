@@ -1,4 +1,4 @@
-"""Training with TRL: one builder of trainer arguments, SFT (paper Eq.1), and a command line for ``accelerate``.
+"""Training with TRL: one builder of trainer arguments, SFT (Eq.1), DPO + NLL (Eq.2), a command line for ``accelerate``.
 
 SFT rows are conversational prompt-completion pairs, so TRL applies the model's own chat template exactly as
 ``Task.prompt`` does at sampling time and computes the loss on the completion only (Eq.1: token-mean NLL,
@@ -94,29 +94,65 @@ def sft_rows(task: Task, problems: Sequence[Problem], traces: Sequence[str] | No
 
 def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None,
               trust_remote_code: bool = False, callbacks: Sequence = ()) -> Path:
-    """Fine-tune ``base`` (a model spec or folder) on ``rows``; returns the folder of the trained model."""
-    import torch
-    from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
+    """Fine-tune ``base`` (a model spec or folder) on prompt-completion ``rows``; returns the trained model's folder."""
     from trl import SFTConfig, SFTTrainer
-
-    from hsir.models import atomic_dir, load_model, native_bf16
 
     settings = settings or SFTSettings()
     out = Path(out_dir)
     if (out / "model.safetensors").exists():
         return out
-    if not rows:
+    data = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    extra = {"max_length": settings.max_length, "completion_only_loss": True}
+    return _fit(SFTTrainer, SFTConfig, extra, "sft.json", base, data, out, settings, trust_remote_code, callbacks)
+
+
+@dataclass(frozen=True)
+class DPOSettings(SFTSettings):
+    """DPO + NLL (paper Eq.2): L = -log σ(β·margin) + α·NLL(winner), the policy and the reference both M_{t-1}."""
+
+    lr: float = 1e-6  # paper: 1e-6 (2e-7 at 7-8B)
+    batch_size: int = 16  # paper: 16
+    beta: float = 0.1
+    nll_weight: float = 0.5  # α
+    epochs: float = 3.0
+
+
+def train_dpo(base: str, pairs: Sequence[dict], out_dir: str | Path, settings: DPOSettings | None = None,
+              trust_remote_code: bool = False, callbacks: Sequence = ()) -> Path:
+    """DPO + NLL from ``base`` on prompt/chosen/rejected ``pairs`` with TRL's ``DPOTrainer``
+    (``loss_type=["sigmoid", "sft"]``, ``loss_weights=[1, α]``). The reference is ``base`` itself; its
+    log-probabilities are computed once before training (``precompute_ref_log_probs``), not at every step."""
+    from trl import DPOConfig, DPOTrainer
+
+    settings = settings or DPOSettings()
+    out = Path(out_dir)
+    if (out / "model.safetensors").exists():
+        return out
+    data = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
+    extra = {"max_length": settings.max_length, "beta": settings.beta, "loss_type": ["sigmoid", "sft"],
+             "loss_weights": [1.0, settings.nll_weight], "precompute_ref_log_probs": True}
+    return _fit(DPOTrainer, DPOConfig, extra, "dpo.json", base, data, out, settings, trust_remote_code, callbacks)
+
+
+def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: list[dict], out: Path, settings,
+         trust_remote_code: bool, callbacks: Sequence) -> Path:
+    """Train with a TRL trainer, resume from its last checkpoint, and write the model atomically with a report."""
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from hsir.models import atomic_dir, load_model, native_bf16
+
+    if not data:
         raise ValueError(f"no rows to train {out} on")
-    if settings.bf16 is None:  # resolved here, so that sft.json records what ran
+    if settings.bf16 is None:  # resolved here, so that the report records what ran
         settings = replace(settings, bf16=native_bf16())
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     gpu = torch.cuda.is_available()
     model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
-    cfg = trl_args(SFTConfig, ckpt_dir, settings, max_length=settings.max_length, completion_only_loss=True)
     model.train()
-    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=data, processing_class=tok, callbacks=list(callbacks))
+    trainer = trainer_cls(model=model, args=trl_args(config_cls, ckpt_dir, settings, **extra),
+                          train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=list(callbacks))
     t0 = time.perf_counter()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     result = trainer.train(resume_from_checkpoint=last)
@@ -129,11 +165,10 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
         trainer.model.eval()
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        write_json(tmp / "sft.json", {"base": base, "rows": len(rows), "settings": asdict(settings),
-                                      "train_loss": result.training_loss, "steps": result.global_step,
-                                      "seconds": round(seconds, 1), "resumed_from": last,
-                                      "processes": trainer.accelerator.num_processes,
-                                      "log": trainer.state.log_history})
+        write_json(tmp / report, {"base": base, "rows": len(data), "settings": asdict(settings),
+                                  "train_loss": result.training_loss, "steps": result.global_step,
+                                  "seconds": round(seconds, 1), "resumed_from": last,
+                                  "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history})
 
     atomic_dir(out, build)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -141,19 +176,23 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
     return out
 
 
-def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
-    """``train_sft`` here, or under ``accelerate launch`` on ``settings.num_processes`` processes."""
-    settings = settings or SFTSettings()
+TRAINERS = {"sft": (train_sft, SFTSettings), "dpo": (train_dpo, DPOSettings)}
+
+
+def launch(kind: str, base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
+    """``train_sft`` / ``train_dpo`` here, or under ``accelerate launch`` on ``settings.num_processes`` processes."""
+    train, cls = TRAINERS[kind]
+    settings = settings or cls()
     out = Path(out_dir)
     if settings.num_processes <= 1 or (out / "model.safetensors").exists():
-        return train_sft(base, rows, out, settings)
+        return train(base, rows, out, settings)
     rows_file = out.parent / f"{out.name}.rows.jsonl"
     write_jsonl(rows_file, rows)
     # accelerate's torchrun path (``--multi_gpu``) also runs CPU processes (gloo); its ``--cpu`` flag would start one
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
            str(settings.num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port())]
-    cmd += ["-m", "hsir.train", "sft", "--base", base, "--rows", str(rows_file), "--out", str(out),
+    cmd += ["-m", "hsir.train", kind, "--base", base, "--rows", str(rows_file), "--out", str(out),
             "--settings", json.dumps(asdict(settings))]
     subprocess.run(cmd, check=True, env=os.environ.copy())
     if not (out / "model.safetensors").exists():
@@ -170,21 +209,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
+    return launch("sft", base, rows, out_dir, settings)
+
+
 def sft_report(model_dir: str | Path) -> dict:
-    """What ``train_sft`` recorded next to the model (settings, loss, steps, seconds)."""
-    return read_json(Path(model_dir) / "sft.json")
+    """What ``train_sft`` (or ``train_dpo``) recorded next to the model (settings, loss, steps, seconds)."""
+    folder = Path(model_dir)
+    return read_json(folder / "sft.json" if (folder / "sft.json").exists() else folder / "dpo.json")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train a model with TRL (the entry point `accelerate launch` starts).")
-    ap.add_argument("kind", choices=["sft"])
+    ap.add_argument("kind", choices=list(TRAINERS))
     ap.add_argument("--base", required=True, help="model spec or folder to start from")
-    ap.add_argument("--rows", required=True, help="JSONL of prompt-completion rows")
+    ap.add_argument("--rows", required=True, help="JSONL of prompt-completion rows (sft) or prompt/chosen/rejected pairs (dpo)")
     ap.add_argument("--out", required=True, help="folder of the trained model")
-    ap.add_argument("--settings", default="{}", help="JSON of SFTSettings fields")
+    ap.add_argument("--settings", default="{}", help="JSON of SFTSettings / DPOSettings fields")
     args = ap.parse_args(argv)
-    settings = settings_from(SFTSettings, json.loads(args.settings), "--settings")
-    train_sft(args.base, read_jsonl(args.rows), args.out, replace(settings, num_processes=1))
+    train, cls = TRAINERS[args.kind]
+    settings = settings_from(cls, json.loads(args.settings), "--settings")
+    train(args.base, read_jsonl(args.rows), args.out, replace(settings, num_processes=1))
     return 0
 
 

@@ -192,3 +192,38 @@ def test_veriexit_bench_compares_rates_at_the_same_budget(tmp_path, scripted):
     assert res["hard_queries"] == 1 and ve["prefixes"] == 1 and ve["correct"] == ve["generations"] == 2
     assert res["budget_tokens"] == ve["tokens"] > 0 and rs["generations"] == res["samples_per_query_at_budget"]
     assert res["veriexit_vs_resampling"] == ve["correct_per_1k_tokens"] / rs["correct_per_1k_tokens"]
+
+
+def _row(qid, origin, req, sample, correct, text=None):
+    return {"qid": qid, "origin": origin, "req": req, "sample": sample, "correct": correct, "pred": "1",
+            "text": text or f"{qid}-{origin}-{req}-{sample}", "why": "correct"}
+
+
+def test_pairs_winners_with_random_losers_of_their_own_query():
+    winners = [_row("a", "sample", 0, 0, True), _row("a", "veriexit", 0, 1, True),  # several winners, one VeriExit
+               _row("b", "sample", 1, 0, True),  # no loser for b
+               _row("d", "sample", 3, 0, True)]
+    filtered = _row("a", "sample", 0, 3, True)  # a correct candidate the filter dropped: never a loser
+    losers = [_row("a", "sample", 0, 2, False), _row("a", "sample", 0, 4, False),
+              _row("c", "sample", 2, 0, False),  # no winner for c
+              _row("d", "sample", 3, 1, False)]
+    pairs = selfimprove.make_pairs(winners, losers, seed=0)
+    assert [(p["qid"], p["winner"]) for p in pairs] == [("a", "sample:0:0"), ("a", "veriexit:0:1"), ("d", "sample:3:0")]
+    assert all(p["loser"] in {"sample:0:2", "sample:0:4"} for p in pairs[:2]) and pairs[2]["loser"] == "sample:3:1"
+    assert all(filtered["text"] not in (p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs)
+    assert selfimprove.make_pairs(winners, losers, seed=0) == pairs  # seeded
+    assert all("loser: incorrect sample" in p["why"] for p in pairs)
+
+
+def test_hsir_dpo_round_trains_m_prev_with_dpo_on_pairs(tmp_path, scripted):
+    cfg = smoke_cfg(tmp_path, T=1, dpo={"lr": 1e-3, "batch_size": 4, "epochs": 1, "bf16": False})
+    run_method("HSIR-DPO", cfg, log=lambda _: None)
+    it = tmp_path / "methods" / "HSIR-DPO" / "iter_1"
+    pairs = read_jsonl(it / "train.jsonl")
+    samples = read_jsonl(it / "samples.jsonl")
+    wrong = {r["text"] for r in samples if not r["correct"] and r["origin"] == "sample"}
+    assert pairs and all(p["rejected"][0]["content"] in wrong for p in pairs)
+    assert all(p["prompt"][-1]["role"] == "user" and "InDiv" in p["why"] for p in pairs)
+    rep = read_json(it / "model" / "dpo.json")
+    assert rep["base"] == str(tmp_path / "m0") and rep["settings"]["beta"] == 0.1  # from M_{t-1}, β of Eq.2
+    assert read_json(it / "selection.json")["pairs"] == len(pairs)

@@ -92,3 +92,54 @@ def test_sft_stage_runs_under_accelerate_on_two_processes(tmp_path, smoke_model)
     rep = sft_report(out)
     assert rep["processes"] == 2 and rep["steps"] == 2  # 8 rows / (2 per process × 2 processes)
     assert math.isfinite(rep["train_loss"]) and not (tmp_path / "ddp.rows.jsonl").exists()
+
+
+def _dpo_pairs(task, n=4):
+    problems = task.load("seed", limit=n)
+    wrong = "<think>\nI guess.\n</think>\n<answer>\n0\n</answer>"
+    return [{"prompt": task.messages(p), "chosen": [{"role": "assistant", "content": p.reasoning}],
+             "rejected": [{"role": "assistant", "content": wrong}]} for p in problems]
+
+
+def test_dpo_loss_at_step_zero_is_ln2_plus_half_the_winners_nll(tmp_path, smoke_model):
+    # policy = reference at step 0, so the sigmoid term is -log σ(0) = ln 2; the NLL term is the token-mean NLL
+    # of the winners' completion tokens, computed here independently of TRL
+    from hsir.train import DPOSettings, train_dpo
+
+    model, tok = smoke_model
+    task = get_task("synthetic")
+    pairs = _dpo_pairs(task)
+    out = train_dpo("smoke:tiny-llama", pairs, tmp_path / "dpo",
+                    DPOSettings(lr=1e-3, batch_size=4, epochs=1, bf16=False, warmup=0.0))
+    rep = sft_report(out)
+    assert rep["steps"] == 1  # one batch of all pairs: the run's mean loss is the step-0 loss
+    nll_sum, n_tok = 0.0, 0
+    with torch.no_grad():
+        for p in pairs:
+            prompt = tok.apply_chat_template(p["prompt"], tokenize=False, add_generation_prompt=True)
+            full = tok.apply_chat_template(p["prompt"] + p["chosen"], tokenize=False)
+            ids = tok(full, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            k = len(tok(prompt, add_special_tokens=False)["input_ids"])
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+            tgt = ids[0, 1:]
+            nll_sum -= logp[k - 1 :].gather(1, tgt[k - 1 :, None]).sum().item()
+            n_tok += len(tgt) - (k - 1)
+    expected = math.log(2) + 0.5 * nll_sum / n_tok
+    assert abs(rep["train_loss"] - expected) < 2e-3 * expected, (rep["train_loss"], expected)
+
+
+def test_a_dpo_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_model):
+    from safetensors.torch import load_file
+
+    from hsir.train import DPOSettings, train_dpo
+
+    pairs = _dpo_pairs(get_task("synthetic"), 8)
+    s = DPOSettings(lr=1e-3, batch_size=2, epochs=1, bf16=False, save_every=1)
+    whole = train_dpo("smoke:tiny-llama", pairs, tmp_path / "whole", s)
+    with pytest.raises(Kill):
+        train_dpo("smoke:tiny-llama", pairs, tmp_path / "killed", s, callbacks=[_kill_at(3)])
+    resumed = train_dpo("smoke:tiny-llama", pairs, tmp_path / "killed", s)
+    assert sft_report(resumed)["resumed_from"].endswith("checkpoint-2")
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
