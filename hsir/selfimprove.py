@@ -226,7 +226,8 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
             task, data.unlabeled, tok)
     spec = common | {"sampling": method.sampling, "n": scfg.n, "temperature": scfg.temperature}
     rows = generate_rows(task, reqs, gen, scfg, generations_path(cfg, model_key, "samples", spec))
-    report = {"sampled": len(rows), "sample_tokens": sum(r["n_tokens"] for r in rows)}
+    report = {"sampled": len(rows), "sample_correct": sum(r["correct"] for r in rows),
+              "sample_tokens": sum(r["n_tokens"] for r in rows)}
     failed_q = {r["qid"] for r in rows} - {r["qid"] for r in rows if r["correct"]}
     extra: list[dict] = []
     xcfg = SamplingConfig(n=cfg.J, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
@@ -255,6 +256,21 @@ def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_
             "sampling": "K", "K": K, "temperature": cfg.temperature}
     return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
                          generations_path(cfg, model_key, "samples", spec))
+
+
+def veriexit_report(cfg: LoopConfig, data: Data, engine: Engine, step_tests: Sequence[str] = ("text", "result")):
+    """VeriExit on M0's samples under each step test (the paper's ``text`` match and the ``result`` match): failed
+    samples with a prefix, queries recovered (no correct sample before), solutions gained and tokens spent."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    method, m0 = get_method("VeriExit-only"), str(build_m0(cfg))
+    rows = {}
+    for st in step_tests:
+        _, report = sample_stage(method, replace(cfg, step_test=st), data, engine, m0, "m0", 1)
+        rows[st] = {"failed samples": report["sampled"] - report.get("sample_correct", 0)} | report
+    return pd.DataFrame(rows).T
 
 
 def guideline_requests(task: Task, problems: Sequence[Problem], tokenizer) -> list[Request]:
