@@ -211,12 +211,18 @@ def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> 
     return cfg.run_root / "generations" / model_key / f"{kind}-{digest(spec)}.jsonl"
 
 
+def _sampling_spec(cfg: LoopConfig, data: Data) -> dict:
+    """What a cached generation depends on besides the model: its rows are reused only when all of it matches."""
+    return {"task": cfg.task, "queries": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            "backend": cfg.backend, "dtype": cfg.dtype, "extraction": cfg.extraction, "engine": cfg.engine}
+
+
 def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sampler: str, model_key: str,
                  iteration: int) -> tuple[list[dict], dict]:
     """M_{t-1}'s candidates for D_u: its samples, then the method's extra sampling. Returns (rows, report)."""
     task, gen = data.task, engine.use(sampler)
     tok = gen.tokenizer
-    common = {"task": cfg.task, "n": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}
+    common = _sampling_spec(cfg, data)
     if method.sampling == "greedy":
         scfg, reqs = greedy(cfg.max_new_tokens, seed=cfg.seed), task_requests(task, data.unlabeled, tok)
     else:
@@ -252,8 +258,7 @@ def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_
     """K samples per D_u query from ``model`` (cached like the loop's own samples): Fig. 1-2's histograms."""
     gen = engine.use(model)
     scfg = SamplingConfig(n=K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    spec = {"task": cfg.task, "n": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
-            "sampling": "K", "K": K, "temperature": cfg.temperature}
+    spec = _sampling_spec(cfg, data) | {"sampling": "K", "n": K, "temperature": cfg.temperature}  # as sample_stage's
     return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
                          generations_path(cfg, model_key, "samples", spec))
 
