@@ -96,6 +96,9 @@ class LoopConfig:
         settings_from(SFTSettings, self.m0_sft, "m0_sft")
         settings_from(SFTSettings, self.sft, "sft")
         settings_from(DPOSettings, self.dpo, "dpo")
+        from hsir.grpo import GRPOSettings
+
+        settings_from(GRPOSettings, self.grpo, "grpo")
 
     @property
     def run_root(self) -> Path:
@@ -188,8 +191,11 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
 
 
 def check_identity(folder: Path, method: Method, cfg: LoopConfig) -> None:
-    """Refuse a method folder written by another method or other settings (T may grow: more rounds resume)."""
-    ident = {"method": asdict(method), "config": {k: v for k, v in asdict(cfg).items() if k not in ("T", "root")}}
+    """Refuse a method folder written by another method or other settings (T may grow: more rounds resume). Only
+    the settings of the method's own trainer count: changing the GRPO settings leaves SFT folders valid."""
+    other_trainers = {"sft", "dpo", "grpo"} - {method.trainer}
+    ident = {"method": asdict(method),
+             "config": {k: v for k, v in asdict(cfg).items() if k not in {"T", "root"} | other_trainers}}
     ident = json.loads(json.dumps(ident, default=str))
     path = folder / "run.json"
     if path.exists():
@@ -561,11 +567,11 @@ def _train(run, it, method, cfg, base, log) -> dict:
 
 
 def _train_grpo(run, it, method, cfg, data, start, log) -> dict:
-    from hsir.grpo import train_grpo
+    from hsir.grpo import ledger_entry, train_grpo
 
     log(f"[{run.root.name}] {it}: GRPO from {start} with rewards {method.rewards}")
     train_grpo(method, cfg, data, start, run.path(it, "model"))
-    return {}
+    return ledger_entry(run.path(it, "model"))
 
 
 def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:

@@ -68,15 +68,15 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
 
     gpu = torch.cuda.is_available()
     bf16 = native_bf16() if s.bf16 is None else s.bf16
-    return config_cls(
+    defaults = dict(
         output_dir=str(output_dir), learning_rate=s.lr, num_train_epochs=s.epochs,
         per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
         warmup_steps=s.warmup, weight_decay=s.weight_decay, lr_scheduler_type="cosine", seed=s.seed,
         data_seed=s.seed, bf16=bf16, use_cpu=not gpu, save_strategy="steps", save_steps=s.save_every,
         save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
-        **extra,
     )
+    return config_cls(**(defaults | extra))
 
 
 def sft_rows(task: Task, problems: Sequence[Problem], traces: Sequence[str] | None = None) -> list[dict]:

@@ -45,7 +45,8 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     shutil.rmtree(ROOT / "runs" / "smoke", ignore_errors=True)  # no stale artifacts to resume from
     out = reproduce.run("smoke", out_root=tmp_path)
     assert [p.name for p in out] == ["00_quickstart.ipynb", "01_preliminary_analysis.ipynb", "02_hsir_sft.ipynb",
-                                     "03_hsir_dpo.ipynb", "05_ablations.ipynb", "07_indiv_analysis.ipynb"]
+                                     "03_hsir_dpo.ipynb", "04_h_grpo.ipynb", "05_ablations.ipynb",
+                                     "07_indiv_analysis.ipynb"]
     for path in out:
         nb = nbformat.read(path, as_version=4)
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
@@ -63,7 +64,9 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     assert len(m0_samples) == 3 * 2
     # notebooks 01 and 02 ran the loop: Fig. 2, and every Table 1a method has an evaluated round
     assert (ROOT / "figures" / "smoke" / "01_figure_2.png").exists()
+    assert (ROOT / "figures" / "smoke" / "04_grpo_curves.png").exists()
     for method in ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT", "IRPO", "HSIR-DPO",
-                   "answer-driven", "VeriExit-only", "length-driven", "InDiv-only"]:
+                   "answer-driven", "VeriExit-only", "length-driven", "InDiv-only", "GRPO", "GRPO+Long2Short",
+                   "GRPO+CosFn", "H-GRPO", "HSIR-SFT+H-GRPO"]:
         metrics = read_json(ROOT / "runs" / "smoke" / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method

@@ -1,0 +1,345 @@
+"""GRPO, its length-reward variants and H-GRPO (paper §3, Appendix B, Tables 5 and 7) with TRL's ``GRPOTrainer``.
+
+One run trains a policy on the prompts of D_u (answers only) for ``steps`` optimizer steps with the rewards of a
+``hsir.methods`` entry (``Method.rewards``: (name in ``hsir.rewards.REWARDS``, weight) pairs, given to TRL as
+``reward_weights``). The objective is the paper's Eq.6-8 (DESIGN §2): DAPO's token-level clipped loss
+(``loss_type="dapo"``), ε = 0.2, a k3 KL term to the start model with β = 0.04, and advantages
+(r - group mean) / group std over each prompt's G rollouts.
+
+**Batch mapping (TRL 1.16).** The paper's "batch size 14" counts prompts per optimizer step (14 is not a multiple of
+G = 8), so one step sees ``prompts_per_step × num_generations`` completions (14 × 8 = 112). TRL counts its batch
+sizes in completions: one optimizer step consumes ``per_device_train_batch_size × num_processes ×
+gradient_accumulation_steps`` completions, and ``generation_batch_size`` (default ``per_device_train_batch_size ×
+num_processes × steps_per_generation``, with ``steps_per_generation`` defaulting to ``gradient_accumulation_steps``)
+is how many are generated at once. The kit sets
+
+    per_device_train_batch_size = prompts_per_micro_batch × G          (whole groups per forward/backward pass)
+    gradient_accumulation_steps = prompts_per_step / (prompts_per_micro_batch × num_processes)
+    steps_per_generation        = gradient_accumulation_steps          (TRL's default: left unset)
+    ⇒ generation_batch_size     = prompts_per_step × G                 (one generation per optimizer step)
+
+so all ``prompts_per_step × G`` rollouts of a step are sampled at once from the current policy, scored together
+(every reward call holds whole groups, as ``hsir.rewards`` requires), and split into micro-batches of whole groups
+whose gradients accumulate into one optimizer step (``num_iterations = 1``: on-policy, one update per
+generation). DAPO normalises the loss by the tokens of the whole generation batch, so the micro-batch size changes
+memory, not the update. The paper: 14 prompts × G = 8, one prompt per micro-batch → 8 completions × 14
+accumulation steps on one process.
+
+**Rollouts.** ``rollouts``: ``transformers`` (TRL's own ``model.generate``; the CPU default), ``vllm-colocate``
+(vLLM inside the training process, sharing the GPU; ``use_vllm=True, vllm_mode="colocate"``) or ``vllm-server``
+(a separately started ``trl vllm-serve``; ``vllm_mode="server"``, at ``vllm_server_url``). ``auto`` is
+``vllm-colocate`` on a GPU where ``import vllm`` works, else ``transformers``.
+
+**Precision.** The policy's weights are fp32 (master weights; the paper's lr 1e-6 would vanish in bf16 weights),
+with bf16 autocast where the hardware runs bf16 natively (``bf16=None``), as ``hsir.train`` does. TRL builds the
+KL reference from the start folder in the policy's dtype.
+
+**Resume.** Checkpoints go to ``<out>.checkpoints`` every ``save_every`` steps (optimizer, schedule, RNG, log
+history included); a rerun resumes from the last one and ends at ``steps``. The final model is written atomically
+(safetensors + tokenizer + ``grpo.json``) and a finished one is reused on rerun.
+
+``grpo.json`` records the settings, the rewards, the TRL batch mapping, the steps, the seconds, the per-step log
+history (TRL's ``reward``, ``rewards/<name>/mean``, ``completions/mean_length``, ``kl``, ``loss``, ...; logged every
+step) and the seconds the InDiv reward took (``InDivReward.seconds`` of this session, and their sum over the
+logged steps of every session); ``training_curves`` turns it into a table for plotting.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+from hsir.runs import read_json, write_json
+from hsir.tasks import Problem, Task
+from hsir.train import settings_from, trl_args
+
+ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server")
+DTYPES = ("fp32", "bf16")
+
+# The paper's Table 5 (Qwen2.5, MedQA / GSM8K accuracy %, overall accuracy and mean output tokens) and Table 7
+# (GSM8K accuracy %), printed as written. Table 5's relative-token arrows do not all fit its own numbers (CosFn
+# "↓0.86%": 966 vs 974 is 0.82%), and the appendix's "from 1,540 to 987 average tokens" does not match the
+# table's 974 for GRPO: flagged, not corrected.
+PAPER_TABLE_5 = {
+    "GRPO": {"1.5B MedQA": 46.34, "1.5B GSM8K": 73.08, "3B MedQA": 57.03, "3B GSM8K": 82.49, "7B MedQA": 66.46,
+             "7B GSM8K": 89.61, "accuracy": 69.17, "tokens": 974},
+    "GRPO+Long2Short": {"1.5B MedQA": 46.50, "1.5B GSM8K": 72.63, "3B MedQA": 58.21, "3B GSM8K": 82.26,
+                        "7B MedQA": 66.14, "7B GSM8K": 91.13, "accuracy": 69.48, "tokens": 668},
+    "GRPO+CosFn": {"1.5B MedQA": 47.96, "1.5B GSM8K": 71.72, "3B MedQA": 55.22, "3B GSM8K": 82.93, "7B MedQA": 63.71,
+                   "7B GSM8K": 89.31, "accuracy": 68.48, "tokens": 966},
+    "H-GRPO": {"1.5B MedQA": 48.15, "1.5B GSM8K": 74.60, "3B MedQA": 58.98, "3B GSM8K": 83.09, "7B MedQA": 68.03,
+               "7B GSM8K": 91.43, "accuracy": 70.71, "tokens": 710},
+}
+PAPER_TABLE_7 = {
+    "HSIR-SFT": {"1.5B GSM8K": 71.72, "3B GSM8K": 86.13, "7B GSM8K": 88.78},
+    "H-GRPO": {"1.5B GSM8K": 74.60, "3B GSM8K": 83.09, "7B GSM8K": 91.43},
+    "HSIR-SFT+H-GRPO": {"1.5B GSM8K": 76.72, "3B GSM8K": 87.11, "7B GSM8K": 91.58},
+}
+
+
+@dataclass(frozen=True)
+class GRPOSettings:
+    """One GRPO run's settings (``LoopConfig.grpo``, i.e. the ``grpo:`` mapping of ``selfimprove.yaml``).
+
+    ``max_completion_length`` and ``seed`` default to the loop's ``max_new_tokens`` and ``seed`` (see
+    ``grpo_settings``). The TRL batch sizes are derived, not set: see the module's docstring."""
+
+    steps: int = 300  # optimizer steps (paper: 300)
+    lr: float = 1e-6  # paper: 1e-6
+    prompts_per_step: int = 14  # prompts per optimizer step (the paper's "batch size 14")
+    num_generations: int = 8  # G, rollouts per prompt (paper: 8)
+    prompts_per_micro_batch: int = 1  # prompts (each with its G rollouts) per forward/backward pass
+    beta: float = 0.04  # KL weight (k3 estimator)
+    epsilon: float = 0.2  # clipping range
+    loss_type: str = "dapo"  # token-level loss (paper Eq.6)
+    max_completion_length: int | None = None  # None: the loop's max_new_tokens (paper: 2,048)
+    temperature: float = 1.0  # rollout temperature
+    warmup: float = 0.0  # a fraction of the steps
+    weight_decay: float = 0.0
+    save_every: int = 25  # optimizer steps between checkpoints a killed run resumes from
+    seed: int | None = None  # None: the loop's seed
+    bf16: bool | None = None  # autocast; None: where the hardware runs bf16 natively
+    dtype: str = "fp32"  # the policy's (master) weights: fp32, or bf16 to save memory at the cost of small updates
+    rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server
+    vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: the GPU share vLLM may take
+    vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
+
+    def __post_init__(self):
+        for name in ("steps", "prompts_per_step", "prompts_per_micro_batch", "save_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"grpo: {name} must be ≥ 1; got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ValueError(f"grpo: num_generations must be ≥ 2 (a group's std needs two rollouts); got "
+                             f"{self.num_generations}")
+        if self.prompts_per_step % self.prompts_per_micro_batch:
+            raise ValueError(f"grpo: prompts_per_step ({self.prompts_per_step}) must be a multiple of "
+                             f"prompts_per_micro_batch ({self.prompts_per_micro_batch})")
+        if self.rollouts not in ROLLOUTS:
+            raise ValueError(f"grpo: rollouts {self.rollouts!r} unknown; valid: {list(ROLLOUTS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"grpo: dtype {self.dtype!r} unknown; valid: {list(DTYPES)}")
+        if self.max_completion_length is not None and self.max_completion_length < 1:
+            raise ValueError(f"grpo: max_completion_length must be ≥ 1; got {self.max_completion_length}")
+
+    def trl_batch(self, num_processes: int = 1) -> dict:
+        """TRL's batch arguments for this run on ``num_processes`` processes (see the module's docstring)."""
+        per_step = self.prompts_per_micro_batch * num_processes
+        if self.prompts_per_step % per_step:
+            raise ValueError(f"grpo: prompts_per_step ({self.prompts_per_step}) must be a multiple of "
+                             f"prompts_per_micro_batch × processes ({self.prompts_per_micro_batch} × {num_processes})")
+        return {"per_device_train_batch_size": self.prompts_per_micro_batch * self.num_generations,
+                "gradient_accumulation_steps": self.prompts_per_step // per_step,
+                "generation_batch_size": self.prompts_per_step * self.num_generations,
+                "num_processes": num_processes}
+
+
+def grpo_settings(cfg) -> GRPOSettings:
+    """``cfg.grpo`` as ``GRPOSettings``, strictly (an unknown key fails, naming it); ``max_completion_length``
+    and ``seed`` default to the loop's ``max_new_tokens`` and ``seed``."""
+    s = settings_from(GRPOSettings, getattr(cfg, "grpo", None) or {}, "grpo")
+    return replace(s, max_completion_length=s.max_completion_length or cfg.max_new_tokens,
+                   seed=cfg.seed if s.seed is None else s.seed)
+
+
+def resolve_rollouts(rollouts: str) -> str:
+    """``auto`` → ``vllm-colocate`` on a CUDA GPU where vLLM imports, else ``transformers``."""
+    if rollouts != "auto":
+        return rollouts
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
+        try:
+            import vllm  # noqa: F401
+        except Exception:  # a broken install (e.g. mismatched torchvision) falls back to transformers
+            return "transformers"
+        return "vllm-colocate"
+    return "transformers"
+
+
+def rollout_args(rollouts: str, settings: GRPOSettings) -> dict:
+    """GRPOConfig's generation-backend arguments for a resolved ``rollouts`` value."""
+    if rollouts == "transformers":
+        return {"use_vllm": False}
+    if rollouts == "vllm-colocate":
+        return {"use_vllm": True, "vllm_mode": "colocate",
+                "vllm_gpu_memory_utilization": settings.vllm_gpu_memory_utilization}
+    if rollouts == "vllm-server":
+        extra = {"vllm_server_base_url": settings.vllm_server_url} if settings.vllm_server_url else {}
+        return {"use_vllm": True, "vllm_mode": "server"} | extra
+    raise ValueError(f"grpo: rollouts {rollouts!r} unknown; valid: {list(ROLLOUTS)}")
+
+
+def grpo_args(settings: GRPOSettings, output_dir: str | Path, reward_weights: Sequence[float],
+              rollouts: str = "transformers", batch: dict | None = None):
+    """TRL's ``GRPOConfig`` for ``settings`` (``hsir.train.trl_args`` plus the GRPO arguments and the batch
+    mapping of the module's docstring), logging every step."""
+    from trl import GRPOConfig
+
+    batch = batch or settings.trl_batch()
+    view = SimpleNamespace(**asdict(settings), epochs=1.0, batch_size=batch["per_device_train_batch_size"],
+                           grad_accum=batch["gradient_accumulation_steps"])  # the attributes trl_args reads
+    args = trl_args(GRPOConfig, output_dir, view, max_steps=settings.steps, num_generations=settings.num_generations,
+                    max_completion_length=settings.max_completion_length, temperature=settings.temperature,
+                    beta=settings.beta, epsilon=settings.epsilon, loss_type=settings.loss_type,
+                    reward_weights=list(reward_weights), remove_unused_columns=False, logging_steps=1,  # curves: every step
+                    **rollout_args(resolve_rollouts(rollouts), settings))
+    if args.generation_batch_size != batch["generation_batch_size"]:
+        raise RuntimeError(f"TRL derived generation_batch_size={args.generation_batch_size}, expected "
+                           f"{batch['generation_batch_size']} (prompts_per_step × G)")
+    return args
+
+
+def grpo_dataset(task: Task, problems: Sequence[Problem]) -> list[dict]:
+    """GRPO rows: a conversational ``prompt`` (the task's zero-shot messages), ``qid``, ``answer`` (a string), and
+    ``choices`` (label → text, as a JSON string) when the task's problems have options."""
+    if not problems:
+        raise ValueError(f"{task.name}: no problems to build GRPO prompts from")
+    with_choices = task.kind == "choice" or any(p.choices for p in problems)
+    rows = []
+    for p in problems:
+        row = {"prompt": task.messages(p), "qid": str(p.qid), "answer": str(p.answer)}
+        if with_choices:
+            row["choices"] = json.dumps(p.choices or {}, ensure_ascii=False)
+        rows.append(row)
+    return rows
+
+
+def build_rewards(method, cfg, settings: GRPOSettings, task: Task, model, tokenizer) -> tuple[list, list[float]]:
+    """The reward objects of ``method.rewards`` (TRL's ``reward_funcs``) and their weights (``reward_weights``);
+    the InDiv reward holds ``model`` (the policy handed to the trainer) and the profile's InDiv variant."""
+    from hsir.indiv import VARIANTS
+    from hsir.rewards import make_rewards
+
+    if not method.rewards:
+        raise ValueError(f"method {method.name!r} has no rewards to train GRPO with")
+    names = [n for n, _ in method.rewards]
+    rewards = make_rewards(names, task=task, num_generations=settings.num_generations,
+                           max_completion_length=settings.max_completion_length, tokenizer=tokenizer, model=model,
+                           variant=VARIANTS[cfg.indiv_variant], max_tokens=getattr(cfg, "max_indiv_tokens", None))
+    return rewards, [float(w) for _, w in method.rewards]
+
+
+def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Sequence = ()) -> Path:
+    """Train ``start`` (a model folder or spec) with GRPO on ``data.unlabeled``'s prompts and ``method``'s rewards,
+    under ``cfg.grpo`` (``GRPOSettings``); returns the trained model's folder ``out_dir``.
+
+    Resumes from ``<out_dir>.checkpoints`` after a kill; a finished ``out_dir`` is returned as it is."""
+    import torch
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOTrainer
+
+    from hsir.models import atomic_dir, load_model, native_bf16
+
+    settings = grpo_settings(cfg)  # first: a bad setting fails before any work
+    out = Path(out_dir)
+    if (out / "model.safetensors").exists():
+        return out
+    rows = grpo_dataset(data.task, data.unlabeled)
+    if settings.bf16 is None:  # resolved here, so that the report records what ran
+        settings = replace(settings, bf16=native_bf16())
+    rollouts = resolve_rollouts(settings.rollouts)
+    batch = settings.trl_batch(int(os.environ.get("WORLD_SIZE", "1")))
+    ckpt_dir = out.parent / f"{out.name}.checkpoints"
+
+    model, tok = load_model(start, dtype=settings.dtype, device="cpu")
+    model.train()
+    rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)
+    args = grpo_args(settings, ckpt_dir, weights, rollouts, batch)
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
+                          processing_class=tok, callbacks=list(callbacks))
+    indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - t0
+    if not trainer.accelerator.is_main_process:
+        trainer.accelerator.wait_for_everyone()
+        return out
+    log = trainer.state.log_history
+
+    def build(tmp: Path) -> None:
+        trainer.model.eval()
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_json(tmp / "grpo.json", {
+            "method": method.name, "start": str(start), "prompts": len(rows), "task": data.task.name,
+            "settings": asdict(settings) | {"rollouts": rollouts}, "rewards": [list(r) for r in method.rewards],
+            "trl_batch": batch, "steps": result.global_step, "train_loss": result.training_loss,
+            "seconds": round(seconds, 1), "resumed_from": last,
+            "step_seconds": round(sum(e.get("step_time", 0.0) for e in log), 3),
+            "indiv_seconds": None if indiv is None else round(indiv.seconds, 3),
+            "indiv_calls": None if indiv is None else indiv.calls,
+            "indiv_seconds_logged": None if indiv is None else round(sum(e.get("indiv/seconds", 0.0) for e in log), 3),
+            "versions": _versions(), "device": "cuda" if torch.cuda.is_available() else "cpu", "log": log})
+
+    atomic_dir(out, build)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def _versions() -> dict:
+    import torch
+    import transformers
+    import trl
+
+    return {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def grpo_report(model_dir: str | Path) -> dict:
+    """What ``train_grpo`` recorded next to the model."""
+    return read_json(Path(model_dir) / "grpo.json")
+
+
+def ledger_entry(model_dir: str | Path) -> dict:
+    """What a GRPO run cost, for the loop's ledger: optimizer steps, rollout tokens generated (Σ over the logged
+    steps of mean completion length × completions per step) and the seconds the InDiv reward took."""
+    rep = grpo_report(model_dir)
+    per_step = rep["trl_batch"]["generation_batch_size"]
+    tokens = sum(e.get("completions/mean_length", 0.0) * per_step for e in rep["log"] if "reward" in e)
+    return {"steps": rep["steps"], "tokens": int(round(tokens)), "indiv_seconds": rep["indiv_seconds_logged"]}
+
+
+def curves_from_log(log: Sequence[dict]) -> list[dict]:
+    """One row per logged training step: the total reward, each reward part (``reward/<name>``), the mean
+    completion length, the share cut by the limit, KL, loss and (H-GRPO) the mean raw InDiv."""
+    keys = {"reward": "reward", "reward_std": "reward_std", "completions/mean_length": "completion_length",
+            "completions/clipped_ratio": "clipped_ratio", "kl": "kl", "loss": "loss", "entropy": "entropy",
+            "indiv/raw_mean": "indiv_raw", "indiv/seconds": "indiv_seconds", "step_time": "step_seconds"}
+    rows = []
+    for e in log:
+        if "reward" not in e:  # the final train summary and any other non-step entry
+            continue
+        row = {"step": int(e["step"])}
+        for k, v in e.items():
+            if k in keys:
+                row[keys[k]] = v
+            elif k.startswith("rewards/") and k.endswith("/mean"):
+                row[f"reward/{k[len('rewards/'):-len('/mean')]}"] = v
+        rows.append(row)
+    return rows
+
+
+def training_curves(run_root: str | Path, methods: Sequence[str]):
+    """Per-step curves of each method's GRPO run (``<run_root>/methods/<method>/iter_1/model/grpo.json``) as one
+    DataFrame with a ``method`` column; methods without a finished run are left out."""
+    import pandas as pd
+
+    frames = []
+    for name in methods:
+        path = Path(run_root) / "methods" / name / "iter_1" / "model" / "grpo.json"
+        if path.exists():
+            frames.append(pd.DataFrame(curves_from_log(read_json(path)["log"])).assign(method=name))
+    if not frames:
+        return pd.DataFrame(columns=["method", "step", "reward", "completion_length", "kl"])
+    df = pd.concat(frames, ignore_index=True)
+    return df[["method", "step"] + [c for c in df.columns if c not in ("method", "step")]]
+

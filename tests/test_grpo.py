@@ -1,0 +1,166 @@
+"""GRPO on the smoke model (hsir.grpo): a few real TRL steps with every reward, resume after a kill, the TRL batch
+mapping, and bad settings that fail at once, naming the key."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hsir.grpo import (
+    GRPOSettings,
+    build_rewards,
+    grpo_args,
+    grpo_dataset,
+    grpo_report,
+    grpo_settings,
+    ledger_entry,
+    train_grpo,
+    training_curves,
+)
+from hsir.methods import METHODS, Method, get_method
+from hsir.selfimprove import load_config, load_data
+
+pytest.importorskip("trl")
+
+ALL_REWARDS = (("accuracy", 1.0), ("format", 1.0), ("long2short", 1.0), ("cosine", 1.0), ("indiv", 0.2))
+TINY = {"prompts_per_step": 1, "num_generations": 2, "max_completion_length": 10, "lr": 1e-4}
+
+
+def tiny_cfg(tmp_path, loop: dict | None = None, **grpo):
+    return load_config("smoke", {"root": str(tmp_path), "n_unlabeled": 2, "grpo": TINY | grpo} | (loop or {}))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny model gains nothing from threads, and on a busy 2-core box they wait on each other (3x slower)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def start_model() -> str:
+    from hsir.models import model_path
+
+    return model_path("smoke:tiny-llama")
+
+
+def steps_of(log) -> list[dict]:
+    return [e for e in log if "reward" in e]
+
+
+def test_every_reward_trains_and_logs_finite_values(tmp_path):
+    # the token-level InDiv variant scores every rollout of the random model (the step-level one needs two steps),
+    # so the group's rewards differ and the policy moves
+    cfg = tiny_cfg(tmp_path, {"indiv_variant": "token/self-max (default)"}, steps=2, save_every=5)
+    method = Method("all-rewards", "test", sampling="none", select="none", trainer="grpo", init="m0",
+                    iterative=False, rewards=ALL_REWARDS)
+    out = tmp_path / "methods" / "all-rewards" / "iter_1" / "model"
+    assert train_grpo(method, cfg, load_data(cfg), start_model(), out) == out
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    assert not (out.parent / "model.checkpoints").exists()
+    rep = grpo_report(out)
+    assert rep["steps"] == 2 and rep["rewards"] == [list(r) for r in ALL_REWARDS]
+    assert rep["trl_batch"] == {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                                "generation_batch_size": 2, "num_processes": 1}
+    assert rep["settings"]["rollouts"] == "transformers" and rep["settings"]["loss_type"] == "dapo"
+    assert rep["settings"]["beta"] == 0.04 and rep["settings"]["epsilon"] == 0.2
+    assert rep["indiv_calls"] == 2 and rep["indiv_seconds"] > 0 and rep["indiv_seconds_logged"] > 0
+    steps = steps_of(rep["log"])
+    assert [e["step"] for e in steps] == [1, 2]
+    for e in steps:
+        for key in ["loss", "reward", "kl", "completions/mean_length"] + [f"rewards/{n}/mean" for n, _ in ALL_REWARDS]:
+            assert isinstance(e[key], (int, float)) and math.isfinite(e[key]), (key, e)
+        assert 0 < e["completions/mean_length"] <= 10
+    assert any(e["reward_std"] > 0 for e in steps) and any(e["rewards/indiv/mean"] > 0 for e in steps)
+    before, after = load_file(f"{start_model()}/model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+    assert ledger_entry(out) == {"steps": 2, "tokens": round(sum(e["completions/mean_length"] * 2 for e in steps)),
+                                 "indiv_seconds": rep["indiv_seconds_logged"]}
+    curves = training_curves(tmp_path, ["all-rewards", "never-ran"])
+    assert list(curves["step"]) == [1, 2] and set(curves["method"]) == {"all-rewards"}
+    assert {"reward", "completion_length", "kl", "reward/indiv", "reward/cosine"} <= set(curves.columns)
+    # a finished model is reused, not retrained
+    stamp = (out / "grpo.json").stat().st_mtime_ns
+    train_grpo(method, cfg, load_data(cfg), start_model(), out)
+    assert (out / "grpo.json").stat().st_mtime_ns == stamp
+
+
+class Kill(Exception):
+    pass
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAt2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise Kill("killed at step 2")
+
+    cfg = tiny_cfg(tmp_path, steps=3, save_every=1)
+    method, data = get_method("H-GRPO"), load_data(cfg)
+    out = tmp_path / "model"
+    with pytest.raises(Kill):
+        train_grpo(method, cfg, data, start_model(), out, callbacks=[KillAt2()])
+    assert not out.exists()
+    assert [p.name for p in (tmp_path / "model.checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+    train_grpo(method, cfg, data, start_model(), out)
+    rep = grpo_report(out)
+    assert rep["steps"] == 3 and rep["resumed_from"].endswith("checkpoint-1")
+    assert [e["step"] for e in steps_of(rep["log"])] == [1, 2, 3]  # step 1's log came back with the checkpoint
+    assert rep["indiv_calls"] == 2  # this session generated twice (steps 2 and 3)
+    assert not (tmp_path / "model.checkpoints").exists()
+
+
+def test_unknown_grpo_setting_fails_naming_it(tmp_path):
+    with pytest.raises(ValueError, match="bogus_knob"):
+        cfg = load_config("smoke", {"root": str(tmp_path), "grpo": {"bogus_knob": 1}})
+        train_grpo(get_method("GRPO"), cfg, None, start_model(), tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    with pytest.raises(ValueError, match="rollouts"):
+        GRPOSettings(rollouts="sglang")
+    with pytest.raises(ValueError, match="prompts_per_micro_batch"):
+        GRPOSettings(prompts_per_step=14, prompts_per_micro_batch=4)
+
+
+def test_paper_batch_maps_onto_trl(tmp_path):
+    s = GRPOSettings(max_completion_length=2048, seed=0, bf16=False)  # the paper's defaults
+    assert (s.steps, s.lr, s.prompts_per_step, s.num_generations) == (300, 1e-6, 14, 8)
+    args = grpo_args(s, tmp_path, [1.0, 1.0, 0.2])
+    assert args.per_device_train_batch_size == 8 and args.gradient_accumulation_steps == 14
+    assert args.generation_batch_size == 112 and args.steps_per_generation == 14  # one generation per step
+    assert (args.max_steps, args.learning_rate, args.beta, args.epsilon, args.loss_type) == (300, 1e-6, 0.04, 0.2, "dapo")
+    assert args.use_vllm is False and args.logging_steps == 1 and args.reward_weights == [1.0, 1.0, 0.2]
+    two = GRPOSettings(prompts_per_step=14, prompts_per_micro_batch=7).trl_batch(num_processes=2)
+    assert two == {"per_device_train_batch_size": 56, "gradient_accumulation_steps": 1, "generation_batch_size": 112,
+                   "num_processes": 2}
+    # the loop's settings fill what a profile leaves out
+    cfg = load_config("smoke", {"root": str(tmp_path), "grpo": {}, "max_new_tokens": 12, "seed": 3})
+    assert (grpo_settings(cfg).max_completion_length, grpo_settings(cfg).seed) == (12, 3)
+
+
+def test_every_grpo_method_builds_its_rewards(tmp_path, smoke_model):
+    """Each GRPO entry of the methods table gives TRL reward objects with its weights, and they score a group."""
+    model, tok = smoke_model
+    cfg = tiny_cfg(tmp_path, max_completion_length=64)
+    data = load_data(cfg)
+    row = grpo_dataset(data.task, data.unlabeled[:1])[0]
+    gold = f"<think>\nIt is {row['answer']}.\n</think>\n<answer>\n{row['answer']}\n</answer>"
+    completions = [[{"role": "assistant", "content": gold}], [{"role": "assistant", "content": "no idea"}]]
+    grpo_methods = [m for m in METHODS.values() if m.trainer == "grpo"]
+    assert {m.name for m in grpo_methods} == {"GRPO", "GRPO+Long2Short", "GRPO+CosFn", "H-GRPO", "HSIR-SFT+H-GRPO"}
+    for m in grpo_methods:
+        rewards, weights = build_rewards(m, cfg, grpo_settings(cfg), data.task, model, tok)
+        assert [r.__name__ for r in rewards] == [n for n, _ in m.rewards] and weights == [w for _, w in m.rewards]
+        for r in rewards:
+            ids = [tok(completions[i][0]["content"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                   for i in range(2)]
+            got = r(prompts=[row["prompt"]] * 2, completions=completions, completion_ids=ids,
+                    answer=[row["answer"]] * 2, qid=[row["qid"]] * 2)
+            assert len(got) == 2 and all(math.isfinite(x) for x in got), (m.name, r.__name__, got)
+            if r.__name__ == "accuracy":
+                assert got == [1.0, 0.0]
