@@ -83,7 +83,7 @@ def test_a_folder_of_another_architecture_is_refused(engine, tmp_path):
 def test_weight_swap_matches_a_fresh_engine_and_close_frees_the_engine(engine, retrained):
     ids = engine.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     prompt, cont = ids[:4], ids[4:24]
-    long_prompt = ids[:70]  # two full 32-token blocks: cached by the first request below
+    long_prompt = ids  # 47 tokens: one full 32-token block, which the first request below caches
     before = engine.logprobs(prompt, cont)
     first_token(engine, long_prompt)
 
