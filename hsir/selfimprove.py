@@ -356,14 +356,16 @@ def _row_id(r: dict) -> str:
 
 def cached_scores(cfg: LoopConfig, model_key: str, kind: str, spec: dict, cands: Sequence[dict],
                   compute: Callable[[list[dict]], list[float]]) -> dict[str, float]:
-    """Scores by candidate id, computing only those not yet in the model's cache file."""
+    """Scores by candidate id, computing only those not yet in the model's cache file (keyed by query and text,
+    so a solution scored for one method is reused by another, and never confused with a different one)."""
     path = cfg.run_root / "generations" / model_key / f"{kind}-{digest(spec | {'task': cfg.task})}.jsonl"
-    have = {r["id"]: r["score"] for r in read_jsonl(path)} if path.exists() else {}
-    todo = [c for c in cands if _row_id(c) not in have]
+    have = {r["key"]: r["score"] for r in read_jsonl(path)} if path.exists() else {}
+    key = lambda c: digest([c["qid"], c["text"]])
+    todo = [c for c in cands if key(c) not in have]
     if todo:
-        have |= dict(zip([_row_id(c) for c in todo], compute(todo), strict=True))
-        write_jsonl(path, [{"id": k, "score": v} for k, v in have.items()])
-    return {_row_id(c): have[_row_id(c)] for c in cands}
+        have |= dict(zip([key(c) for c in todo], compute(todo), strict=True))
+        write_jsonl(path, [{"key": k, "score": v} for k, v in have.items()])
+    return {_row_id(c): have[key(c)] for c in cands}
 
 
 def indiv_of(cfg: LoopConfig, data: Data, model: str, cands: Sequence[dict]) -> list[float]:
