@@ -564,6 +564,20 @@ def _train(run, it, method, cfg, base, log) -> dict:
     log(f"[{run.root.name}] {it}: {method.trainer} on {len(rows)} rows from {base}")
     settings = settings_from(DPOSettings, cfg.dpo, "dpo") if method.trainer == "dpo" else settings_from(
         SFTSettings, cfg.sft, "sft")
+    if not rows:  # e.g. DPO where no query has both a winner and a loser: nothing to learn, M_t = M_{t-1}
+        from hsir.models import atomic_dir, load_model
+
+        log(f"[{run.root.name}] {it}: no training rows; the round's model is {base} unchanged")
+
+        def copy(tmp: Path) -> None:
+            model, tok = load_model(base, dtype="fp32")
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            write_json(tmp / f"{method.trainer}.json", {"base": base, "rows": 0, "steps": 0, "unchanged": True,
+                                                        "settings": asdict(settings)})
+
+        atomic_dir(run.path(it, "model"), copy)
+        return {"rows": 0}
     launch(method.trainer, base, rows, run.path(it, "model"), settings)
     return {"rows": len(rows)}
 

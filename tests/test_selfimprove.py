@@ -227,3 +227,17 @@ def test_hsir_dpo_round_trains_m_prev_with_dpo_on_pairs(tmp_path, scripted):
     rep = read_json(it / "model" / "dpo.json")
     assert rep["base"] == str(tmp_path / "m0") and rep["settings"]["beta"] == 0.1  # from M_{t-1}, β of Eq.2
     assert read_json(it / "selection.json")["pairs"] == len(pairs)
+
+
+def test_a_dpo_round_without_pairs_keeps_the_previous_model(tmp_path, monkeypatch, smoke_model):
+    class AllWrong(Scripted):
+        def generate(self, prompts, cfg):
+            out = super().generate(prompts, cfg)
+            return [[self._done(c.text.replace("<answer>\n", "<answer>\n-")) for c in cs] for cs in out]
+
+    monkeypatch.setattr(selfimprove, "make_generator", lambda model, backend="auto", **kw: AllWrong(model, smoke_model[1]))
+    cfg = smoke_cfg(tmp_path, T=1)
+    [res] = run_method("IRPO", cfg, log=lambda _: None)
+    it = tmp_path / "methods" / "IRPO" / "iter_1"
+    assert read_jsonl(it / "train.jsonl") == [] and read_json(it / "model" / "dpo.json")["unchanged"]
+    assert res["accuracy"] == 0.0 and (it / "model" / "model.safetensors").exists()
