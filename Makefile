@@ -38,7 +38,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
 lint: setup
-	$(VENV)/bin/ruff check hsir tests
+	$(VENV)/bin/ruff check hsir tests notebooks
 	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
 
 bench: setup

@@ -20,6 +20,15 @@ def test_notebooks_are_stripped_and_have_a_parameters_cell():
                 assert not c.outputs and c.execution_count is None, f"{path.name}: outputs must be stripped"
 
 
+def test_every_notebook_cell_compiles():
+    # a syntax error in a notebook otherwise surfaces only minutes into the headless run
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, c in enumerate(nb.cells):
+            if c.cell_type == "code":
+                compile(c.source, f"{path.name} cell {i}", "exec")
+
+
 def test_every_profile_parameter_names_a_notebook_parameter():
     for yaml_path in sorted((ROOT / "params").glob("*/*.yaml")):
         if yaml_path.name == "selfimprove.yaml":  # the loop's settings, shared by notebooks and the CLI
