@@ -181,7 +181,7 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
     out = cfg.run_root / name
     if (out / "sft.json").exists():
         rep = read_json(out / "sft.json")
-        want = {k: v for k, v in asdict(settings).items() if k not in ("bf16", "num_processes")}
+        want = {k: v for k, v in asdict(settings).items() if k not in ("bf16", "num_processes", "save_every")}
         got = {k: rep["settings"].get(k) for k in want}
         if rep["rows"] != len(rows) or rep["base"] != cfg.model or got != want:
             raise RuntimeError(f"{out} was trained from {rep['base']} on {rep['rows']} rows with {got}; this profile "
