@@ -75,7 +75,7 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     assert (ROOT / "figures" / "smoke" / "01_figure_2.png").exists()
     assert (ROOT / "figures" / "smoke" / "04_grpo_curves.png").exists()
     for method in ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT", "IRPO", "HSIR-DPO",
-                   "answer-driven", "VeriExit-only", "length-driven", "InDiv-only", "GRPO", "GRPO+Long2Short",
-                   "GRPO+CosFn", "H-GRPO", "HSIR-SFT+H-GRPO"]:
+                   "answer-driven", "VeriExit-only", "length-driven", "InDiv-only", "GRPO", "H-GRPO",
+                   "HSIR-SFT+H-GRPO", "select-random", "select-high-readiv"]:
         metrics = read_json(ROOT / "runs" / "smoke" / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method
