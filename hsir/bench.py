@@ -219,7 +219,7 @@ def generate_bench(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "_generate", "_scoring"])
+    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="configuration names to run")
     ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
     ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
+    ap.add_argument("--profile", default="embedded", help="veriexit: the loop profile (params/<profile>/selfimprove.yaml)")
     args = ap.parse_args(argv)
     if args.which == "_generate":
         print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
@@ -244,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         from hsir.bench_device import device_check
 
         result = device_check(args)
+    elif args.which == "veriexit":
+        from hsir.bench_veriexit import veriexit_bench
+
+        result = veriexit_bench(args.profile)
     else:
         result = _subprocess("scoring", {}, args)
     suffix = f"-{args.dtype}" if args.which == "agreement" else ""
