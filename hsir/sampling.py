@@ -48,7 +48,7 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 
 def generate_rows(task: Task, requests: Sequence[Request], generator, cfg: SamplingConfig, out_path: str | Path,
-                  chunk: int = 64, progress=None) -> list[dict]:
+                  chunk: int = 64) -> list[dict]:
     """Generate ``cfg.n`` completions per request, score them, and write ``out_path`` (JSONL) atomically."""
     n_chunks = (len(requests) + chunk - 1) // chunk
     need = {c: len(requests[c * chunk : (c + 1) * chunk]) * cfg.n for c in range(n_chunks)}
@@ -76,8 +76,6 @@ def generate_rows(task: Task, requests: Sequence[Request], generator, cfg: Sampl
                 })
         store.extend(rows)
         tokens += sum(r["n_tokens"] for r in rows)
-        if progress is not None:
-            progress(len(store.rows), sum(need.values()))
     rows = store.finalize()
     Run(Path(out_path).parent).log(stage=Path(out_path).stem, backend=generator.backend, tokens=tokens,
                                    seconds=round(time.perf_counter() - t0, 3),
