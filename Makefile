@@ -12,7 +12,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 OFFLINE := $(if $(filter paper,$(PROFILE)),,HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1)
 TEST_OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup reproduce quickstart test lab lint bench figures clean
+.PHONY: setup data reproduce quickstart test lab lint bench figures clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/hsir-kit.pth", "w").write(sys.argv[1] + "\n")' $(CURDIR)
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed data
+
+# The benchmark splits the profile reads (params/$(PROFILE)/data.yaml): local files are used as they are, a split
+# without one is fetched once from the hub into $$HSIR_CACHE_DIR/data (hsir.data), so later runs work offline.
+data: $(VENV)/.installed
+	$(PY) -m hsir.data fetch --profile $(PROFILE)
 
 reproduce: setup
 	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE)
@@ -31,11 +36,11 @@ reproduce: setup
 quickstart: setup
 	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE) --only 00_quickstart
 
-test: setup
+test: $(VENV)/.installed
 	$(TEST_OFFLINE) $(PY) -m pytest -q
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: setup
 	$(VENV)/bin/ruff check hsir tests notebooks
@@ -44,6 +49,7 @@ lint: setup
 bench: setup
 	$(OFFLINE) $(PY) -m hsir.bench generate
 	$(OFFLINE) $(PY) -m hsir.bench scoring
+	$(OFFLINE) $(PY) -m hsir.bench train
 
 clean:
 	rm -rf runs/smoke .pytest_cache

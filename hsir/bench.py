@@ -1,4 +1,5 @@
-"""Benchmarks, written to JSON: ``python -m hsir.bench generate`` and ``python -m hsir.bench scoring``.
+"""Benchmarks, written to JSON: ``python -m hsir.bench generate|scoring|agreement|device|veriexit|train``
+(``train``: hsir.bench_train; ``veriexit``: hsir.bench_veriexit).
 
 ``agreement``: greedy evaluation with both backends on the same 64 synthetic problems; the share whose
 extracted answers agree (exact text equality is not expected: kernels differ).
@@ -219,7 +220,7 @@ def generate_bench(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "_generate", "_scoring"])
+    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="configuration names to run")
     ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
     ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
+    ap.add_argument("--steps", type=int, default=5, help="train: optimizer steps per configuration")
     ap.add_argument("--profile", default="embedded", help="veriexit: the loop profile (params/<profile>/selfimprove.yaml)")
     args = ap.parse_args(argv)
     if args.which == "_generate":
@@ -245,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         from hsir.bench_device import device_check
 
         result = device_check(args)
+    elif args.which == "train":
+        from hsir.bench_train import train_bench
+
+        result = train_bench(args.model, steps=args.steps, only=args.only)
     elif args.which == "veriexit":
         from hsir.bench_veriexit import veriexit_bench
 

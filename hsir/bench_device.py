@@ -97,7 +97,7 @@ def device_check(args) -> dict:
             _sync()
             best = min(best, time.perf_counter() - t0)
         timings[name] = round(best, 3)
-    from hsir.indiv import middle_states, score_states
+    from hsir.indiv import middle_states, score_states, share_prompts_default
 
     enc = lambda xs: [tok(x, add_special_tokens=False)["input_ids"] for x in xs]
     _sync()
@@ -121,6 +121,7 @@ def device_check(args) -> dict:
         "generation": {"backend": "hf", "solutions": len(texts), "tokens": sum(c.n_tokens for cs in comps for c in cs),
                        "seconds": round(gen_s, 3)},
         **timings, "indiv_over_generation": round(timings["indiv_default_s"] / gen_s, 4),
+        "share_prompts_default": share_prompts_default(next(big.parameters()).device),
         "indiv_long_tokens": len(ids), "indiv_long_s": round(time.perf_counter() - t0, 3),
         "indiv_long_peak_extra_gib": round((torch.cuda.max_memory_allocated() - before) / 2**30, 3) if cuda else None,
     }

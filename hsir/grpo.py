@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
+from hsir.progress import train_callbacks
 from hsir.runs import read_json, write_json
 from hsir.tasks import Problem, Task
 from hsir.train import settings_from, trl_args
@@ -184,7 +185,8 @@ def grpo_args(settings: GRPOSettings, output_dir: str | Path, reward_weights: Se
 
     batch = batch or settings.trl_batch()
     view = SimpleNamespace(**asdict(settings), epochs=1.0, batch_size=batch["per_device_train_batch_size"],
-                           grad_accum=batch["gradient_accumulation_steps"])  # the attributes trl_args reads
+                           grad_accum=batch["gradient_accumulation_steps"],  # the attributes trl_args reads
+                           micro_batch_size=batch["per_device_train_batch_size"])
     args = trl_args(GRPOConfig, output_dir, view, max_steps=settings.steps, num_generations=settings.num_generations,
                     max_completion_length=settings.max_completion_length, temperature=settings.temperature,
                     beta=settings.beta, epsilon=settings.epsilon, loss_type=settings.loss_type,
@@ -254,7 +256,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)
     args = grpo_args(settings, ckpt_dir, weights, rollouts, batch)
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=tok, callbacks=list(callbacks))
+                          processing_class=tok, callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
     indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     t0 = time.perf_counter()

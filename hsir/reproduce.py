@@ -4,16 +4,23 @@ A notebook runs in a profile when ``params/<profile>/<notebook stem>.yaml`` exis
 notebook's parameters (plus ``profile``). Executed copies go to ``runs/<profile>/notebooks/``; the notebooks
 write their figures under ``figures/<profile>/``. Profiles: ``smoke`` (tiny random model, for tests),
 ``embedded`` (the real 135M model on a CPU), ``paper`` (hub models on GPUs).
+
+The console shows one line per notebook, the kit's ``[hsir]`` progress lines, errors, and a closing summary;
+each kernel's whole output is in ``runs/<profile>/logs/<notebook>.log`` and the libraries' INFO logs in
+``runs/<profile>/logs/libraries.log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import yaml
+
+from hsir.progress import PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,25 +42,91 @@ def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Pat
     return pairs
 
 
-def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None) -> list[Path]:
+class _Console:
+    """A kernel stream for papermill: everything to the notebook's log file; to the console only the kit's own
+    ``[hsir]`` lines (stdout) and error lines (stderr), so that a whole run fits on a screen."""
+
+    def __init__(self, log, stream: str, echo=print):
+        self.log, self.stream, self.echo, self.warnings = log, stream, echo, 0
+
+    def write(self, text: str) -> None:
+        self.log.write(text)
+        for line in text.splitlines():
+            if self.stream == "stdout" and line.startswith(PREFIX):
+                self.echo("  " + line)
+            elif self.stream == "stderr" and ("Error" in line or "ERROR" in line) and "Warning" not in line:
+                self.echo("  ! " + line)
+            elif self.stream == "stderr" and "warn" in line.lower():
+                self.warnings += 1
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
+def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None,
+        echo=print) -> list[Path]:
+    """Execute the profile's notebooks in order. The console shows which notebook runs, the kit's progress lines
+    inside it, and a summary; the kernels' whole output and the libraries' INFO logs go to ``<root>/logs/``."""
     import papermill as pm
 
-    out_dir = (out_root or ROOT / "runs" / profile) / "notebooks"
+    root = out_root or ROOT / "runs" / profile
+    out_dir, log_dir = root / "notebooks", root / "logs"
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for nb, params_file in notebooks_for(profile, only):
-        params = yaml.safe_load(params_file.read_text()) or {}
-        if not isinstance(params, dict):
-            raise SystemExit(f"{params_file}: expected a mapping of parameter names to values")
-        params["profile"] = profile
-        out = out_dir / nb.name
-        t0 = time.perf_counter()
-        print(f"[reproduce] {nb.name} ({profile}) ...", flush=True)
-        pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name=kernel,
-                            progress_bar=False, log_output=False)
-        print(f"[reproduce] {nb.name} done in {time.perf_counter() - t0:.0f} s -> {out}", flush=True)
-        done.append(out)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # the kernels inherit these: progress as lines, library logs to log_dir (hsir.progress)
+    env = {"HSIR_PROGRESS": "lines", "HSIR_LOG_DIR": str(log_dir), "TQDM_DISABLE": "1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    pairs, done, times = notebooks_for(profile, only), [], []
+    try:
+        for i, (nb, params_file) in enumerate(pairs, 1):
+            params = yaml.safe_load(params_file.read_text()) or {}
+            if not isinstance(params, dict):
+                raise SystemExit(f"{params_file}: expected a mapping of parameter names to values")
+            params["profile"] = profile
+            out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}.log"
+            echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
+            t0 = time.perf_counter()
+            with open(log_path, "w", encoding="utf-8") as log:
+                stdout, stderr = _Console(log, "stdout", echo), _Console(log, "stderr", echo)
+                try:
+                    pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name=kernel,
+                                        progress_bar=False, log_output=False, stdout_file=stdout, stderr_file=stderr)
+                except pm.PapermillExecutionError as e:
+                    echo(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
+                    echo(f"[reproduce] the executed notebook (with the traceback): {out}; its log: {log_path}")
+                    raise
+            seconds = time.perf_counter() - t0
+            warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
+            echo(f"[reproduce] {nb.name} done in {_clock(seconds)}{warned}")
+            done.append(out)
+            times.append((nb.name, seconds))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    summary(profile, times, out_dir, log_dir, echo)
     return done
+
+
+def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir: Path, echo=print) -> None:
+    figures = ROOT / "figures" / profile
+    n_fig = len(list(figures.glob("*.png"))) if figures.is_dir() else 0
+    echo(f"[reproduce] summary ({profile}):")
+    for name, seconds in times:
+        echo(f"  {name:<34} {_clock(seconds):>8}")
+    echo(f"  {'total':<34} {_clock(sum(s for _, s in times)):>8}")
+    for what, where in (("executed notebooks (tables inside)", out_dir), (f"figures ({n_fig} PNG, with PDFs)", figures),
+                        ("run artifacts", out_dir.parent), ("logs (kernels and libraries)", log_dir)):
+        echo(f"  {what + ':':<36} {where}")
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hsir.generate import Prompt, SamplingConfig
+from hsir.progress import bar
 from hsir.runs import ResumableJsonl, Run
 from hsir.tasks import Problem, Task
 
@@ -61,6 +62,8 @@ def generate_rows(task: Task, requests: Sequence[Request], generator, cfg: Sampl
     if not todo and store.path.exists():
         return store.rows
     t0, tokens = time.perf_counter(), 0
+    total = sum(need[c] for c in todo)
+    progress = bar(total, f"generating {Path(out_path).parent.name}/{Path(out_path).stem}", unit="generations")
     for c in todo:
         part = requests[c * chunk : (c + 1) * chunk]
         outs = generator.generate([r.prompt for r in part], replace(cfg, seed=chunk_seed(cfg.seed, c)))
@@ -68,14 +71,17 @@ def generate_rows(task: Task, requests: Sequence[Request], generator, cfg: Sampl
         for i, (req, comps) in enumerate(zip(part, outs, strict=True)):
             for j, comp in enumerate(comps):
                 text = req.prefix + comp.text
+                pred = task.extract(req.problem, text)
                 rows.append({
                     "qid": req.problem.qid, "origin": req.origin, "req": c * chunk + i, "sample": j, "text": text,
                     "token_ids": comp.token_ids, "n_tokens": comp.n_tokens, "truncated": comp.truncated,
-                    "finish_reason": comp.finish_reason, "pred": task.extract(req.problem, text),
-                    "correct": (not comp.truncated) and task.score(req.problem, text), "parent": req.parent,
+                    "finish_reason": comp.finish_reason, "pred": pred,
+                    "correct": (not comp.truncated) and task.matches(req.problem, pred), "parent": req.parent,
                 })
         store.extend(rows)
         tokens += sum(r["n_tokens"] for r in rows)
+        progress.update(len(rows))
+    progress.__exit__()
     rows = store.finalize()
     Run(Path(out_path).parent).log(stage=Path(out_path).stem, backend=generator.backend, tokens=tokens,
                                    seconds=round(time.perf_counter() - t0, 3),

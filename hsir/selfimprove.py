@@ -36,6 +36,7 @@ from pathlib import Path
 
 from hsir.generate import SamplingConfig, greedy, make_generator
 from hsir.methods import Method, get_method
+from hsir.progress import say
 from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
 from hsir.sampling import Request, generate_rows, task_requests
 from hsir.tasks import Problem, Task, get_task
@@ -181,7 +182,9 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
     out = cfg.run_root / name
     if (out / "sft.json").exists():
         rep = read_json(out / "sft.json")
-        want = {k: v for k, v in asdict(settings).items() if k not in ("bf16", "num_processes", "save_every")}
+        # how the steps are computed, not what they compute: a model trained either way is the same M0
+        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size")
+        want = {k: v for k, v in asdict(settings).items() if k not in speed}
         got = {k: rep["settings"].get(k) for k in want}
         if rep["rows"] != len(rows) or rep["base"] != cfg.model or got != want:
             raise RuntimeError(f"{out} was trained from {rep['base']} on {rep['rows']} rows with {got}; this profile "
@@ -488,7 +491,7 @@ def _count(xs) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------ the loop
 
-def run_method(name: str, cfg: LoopConfig, engine: Engine | None = None, log: Callable[[str], None] = print) -> list[dict]:
+def run_method(name: str, cfg: LoopConfig, engine: Engine | None = None, log: Callable[[str], None] = say) -> list[dict]:
     """Run ``name`` for its rounds (T if iterative, else 1); returns each round's metrics (resumes on rerun)."""
     method = get_method(name)
     folder = cfg.run_root / "methods" / name
@@ -537,7 +540,7 @@ def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Eng
 
 
 def _sample(run, it, method, cfg, data, engine, sampler, key, t, log) -> dict:
-    log(f"[{run.root.name}] {it}: sampling with {Path(sampler).name if '/' in sampler else sampler}")
+    log(f"{run.root.name} {it}: sampling with {Path(sampler).name if '/' in sampler else sampler}")
     rows, report = sample_stage(method, cfg, data, engine, sampler, key, t)
     write_json(run.path(it, "sampling.json"), report)
     write_jsonl(run.path(it, "samples.jsonl"), rows)
@@ -547,6 +550,7 @@ def _sample(run, it, method, cfg, data, engine, sampler, key, t, log) -> dict:
 def _select(run, it, method, cfg, data, sampler, key, log) -> dict:
     rows = read_jsonl(run.path(it, "samples.jsonl")) if run.path(it, "samples.jsonl").exists() else []
     cands = candidates_of(method, cfg, rows)
+    log(f"{run.root.name} {it}: scoring {len(cands)} candidates")
     t0 = time.perf_counter()
     scores = score_stage(method, cfg, data, sampler, key, cands)
     score_seconds = time.perf_counter() - t0
@@ -555,19 +559,19 @@ def _select(run, it, method, cfg, data, sampler, key, log) -> dict:
     report["score_seconds"] = round(score_seconds, 3)
     write_json(run.path(it, "selection.json"), report)
     write_jsonl(run.path(it, "train.jsonl"), train)
-    log(f"[{run.root.name}] {it}: {report['kept']} of {report['candidates']} candidates kept")
+    log(f"{run.root.name} {it}: {report['kept']} of {report['candidates']} candidates kept")
     return {"score_seconds": round(score_seconds, 3), "scored": len(cands)}
 
 
 def _train(run, it, method, cfg, base, log) -> dict:
     rows = read_jsonl(run.path(it, "train.jsonl"))
-    log(f"[{run.root.name}] {it}: {method.trainer} on {len(rows)} rows from {base}")
+    log(f"{run.root.name} {it}: {method.trainer} on {len(rows)} rows from {base}")
     settings = settings_from(DPOSettings, cfg.dpo, "dpo") if method.trainer == "dpo" else settings_from(
         SFTSettings, cfg.sft, "sft")
     if not rows:  # e.g. DPO where no query has both a winner and a loser: nothing to learn, M_t = M_{t-1}
         from hsir.models import atomic_dir, load_model
 
-        log(f"[{run.root.name}] {it}: no training rows; the round's model is {base} unchanged")
+        log(f"{run.root.name} {it}: no training rows; the round's model is {base} unchanged")
 
         def copy(tmp: Path) -> None:
             model, tok = load_model(base, dtype="fp32")
@@ -585,14 +589,14 @@ def _train(run, it, method, cfg, base, log) -> dict:
 def _train_grpo(run, it, method, cfg, data, start, log) -> dict:
     from hsir.grpo import ledger_entry, train_grpo
 
-    log(f"[{run.root.name}] {it}: GRPO from {start} with rewards {method.rewards}")
+    log(f"{run.root.name} {it}: GRPO from {start} with rewards {method.rewards}")
     train_grpo(method, cfg, data, start, run.path(it, "model"))
     return ledger_entry(run.path(it, "model"))
 
 
 def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:
     m = evaluate(data.task, data.test, engine.use(model), run.path(it), max_new_tokens=cfg.eval_max_new_tokens)
-    log(f"[{run.root.name}] {it}: accuracy {m['accuracy']:.3f}, {m['mean_tokens']:.0f} tokens")
+    log(f"{run.root.name} {it}: accuracy {m['accuracy']:.3f}, {m['mean_tokens']:.0f} tokens")
     return {"tokens": int(m["mean_tokens"] * m["n"])}
 
 

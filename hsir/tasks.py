@@ -11,8 +11,8 @@ it has), not a class of its own. Four answer kinds cover the paper:
 
 Extraction order (DESIGN.md §6): the ``<answer>`` block, else the last "answer is …", else the whole text
 (its last ``\\boxed{}`` or number). Local files come from the data folder: the ``data_dir`` argument, else
-``$HSIR_DATA_DIR``, else ``../shared/data`` beside the repository. A split with no local file is loaded from
-the task's Hugging Face hub id, for users with internet.
+``$HSIR_DATA_DIR``, else ``../shared/data`` beside the repository. A split with no local file is read from the
+kit's data cache, which its Hugging Face hub id fills once (``hsir.data``).
 """
 
 from __future__ import annotations
@@ -325,10 +325,10 @@ def _read_json_list(path: Path) -> Iterator[Row]:
         yield str(path), n, row
 
 
-def _read_strategyqa(data_dir: Path, split: str) -> Iterator[Row]:
-    path = data_dir / "strategyqa" / "strategy_qa.json"
+def _read_strategyqa(paths: list[Path], split: str) -> Iterator[Row]:
+    path, split_file = paths
     rows = json.loads(path.read_text(encoding="utf-8"))
-    idx = json.loads((data_dir / "strategyqa" / "strategy_qa__default.json").read_text())[split]
+    idx = json.loads(split_file.read_text())[split]
     for i in idx:
         yield str(path), i + 1, rows[i]
 
@@ -359,10 +359,11 @@ ANSWER_HINT = {
 class Task:
     name: str
     kind: str  # numeric | math | choice | yesno
-    files: dict  # split -> files under the data folder, or a callable (data_dir, split) -> rows
+    files: dict  # split -> files under the data folder
     convert: Callable[[dict, int], Problem]
     hub: tuple[str, str | None] | None = None  # (hub id, config) for users with internet
-    hub_splits: dict = field(default_factory=dict)  # our split -> hub split
+    hub_splits: dict = field(default_factory=dict)  # our split -> hub split, or -> (hub id, config, split)
+    reader: Callable | None = None  # (local paths, split) -> rows, for files the generic readers do not fit
     medical: bool = False
     data_dir: Path | None = None
     # The paper's extraction is strict: "If no valid answer is extracted [according to the given format], the
@@ -372,7 +373,7 @@ class Task:
 
     @property
     def splits(self) -> list[str]:
-        return list(self.files) if isinstance(self.files, dict) else []
+        return list(self.files)
 
     # -- loading
     def load(self, split: str = "test", on_error: str = "raise", limit: int | None = None) -> Problems:
@@ -396,44 +397,78 @@ class Task:
         out.skipped = skipped
         return out
 
+    def local_files(self, split: str) -> list[Path]:
+        data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
+        return [data_dir / p for p in self.files[split]]
+
+    def has_local(self, split: str) -> bool:
+        return all(p.exists() for p in self.local_files(split))
+
+    def hub_source(self, split: str) -> tuple[str, str | None, str] | None:
+        """(hub id, config, hub split) that provides ``split``, or None. A ``hub_splits`` value is a split name of
+        the task's hub id, or a whole (hub id, config, split) when another dataset provides it (GSM8K's R1 seed)."""
+        src = self.hub_splits.get(split, split)
+        if isinstance(src, tuple):
+            return src
+        return (*self.hub, src) if self.hub else None
+
     def _rows(self, split: str) -> Iterator[Row]:
+        """Rows from the local files, else from the kit's data cache, which the hub fills once (``hsir.data``)."""
+        from hsir import data
+
         if split not in self.files:
             raise KeyError(f"task {self.name!r} has no split {split!r}; splits: {self.splits}")
-        data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
-        spec = self.files[split]
-        if callable(spec):
-            yield from spec(data_dir, split)
-            return
-        paths = [data_dir / p for p in spec]
+        paths = self.local_files(split)
         missing = [p for p in paths if not p.exists()]
-        if missing:
-            yield from self._hub_rows(split, missing)
+        if not missing:
+            if self.reader is not None:
+                yield from self.reader(paths, split)
+                return
+            for p in paths:
+                if p.suffix == ".zip":
+                    yield from _read_gpqa(p)
+                elif p.suffix == ".json":
+                    yield from _read_json_list(p)
+                else:
+                    yield from _read_jsonl(p)
             return
-        for p in paths:
-            if p.suffix == ".zip":
-                yield from _read_gpqa(p)
-            elif p.suffix == ".json":
-                yield from _read_json_list(p)
-            else:
-                yield from _read_jsonl(p)
+        cached = data.cached_path(self.name, split)
+        if not cached.exists() and self.name in data.NOT_CACHED and self.hub_source(split):
+            yield from self._hub_direct(split, missing)
+            return
+        if not cached.exists():
+            self._fetch(split, missing)
+        yield from _read_jsonl(cached)
 
-    def _hub_rows(self, split: str, missing: list[Path]) -> Iterator[Row]:
-        where = f"local file {missing[0]} is missing (set HSIR_DATA_DIR or data_dir to the data folder)"
-        if not self.hub:
+    def _fetch(self, split: str, missing: list[Path]) -> None:
+        from hsir import data
+
+        where = (f"local file {missing[0]} is missing (set HSIR_DATA_DIR or data_dir to the data folder) and "
+                 f"{data.cached_path(self.name, split)} is not cached")
+        source = self.hub_source(split)
+        if source is None:
             raise FileNotFoundError(f"{self.name}/{split}: {where}, and this task has no hub id")
-        hub_id, config = self.hub
-        hub_split = self.hub_splits.get(split, split)
         try:
-            import datasets
-
-            ds = datasets.load_dataset(hub_id, config, split=hub_split)
-        except Exception as e:  # network, gating, or a renamed dataset: say what to do instead
+            data.fetch(self.name, split)
+        except Exception as e:  # offline, gated, or renamed: say what provides it and how to fetch it
+            msg = str(e).splitlines()[0] if str(e) else ""
             raise FileNotFoundError(
-                f"{self.name}/{split}: {where}, and loading hub id {hub_id!r} (split {hub_split!r}) failed: "
-                f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            ) from e
-        for n, row in enumerate(ds, 1):
-            yield f"hf://{hub_id}/{hub_split}", n, dict(row)
+                f"{self.name}/{split}: {where}; hub id {source[0]!r} (config {source[1]!r}, split {source[2]!r}) "
+                f"provides it, but fetching failed ({e.__class__.__name__}: {msg}). With network, run: "
+                f"{data.fetch_command(self.name, split)}") from e
+
+    def _hub_direct(self, split: str, missing: list[Path]) -> Iterator[Row]:
+        from hsir import data
+
+        hub_id, config, hub_split = self.hub_source(split)
+        try:
+            rows = list(data.hub_rows(hub_id, config, hub_split))
+        except Exception as e:
+            raise FileNotFoundError(
+                f"{self.name}/{split}: local file {missing[0]} is missing, and loading hub id {hub_id!r} (split "
+                f"{hub_split!r}) with your own access failed: {e.__class__.__name__}") from e
+        for n, row in enumerate(rows, 1):
+            yield f"hf://{hub_id}/{hub_split}", n, row
 
     # -- prompting
     def messages(self, problem: Problem, hint: str | None = None) -> list[dict]:
@@ -489,9 +524,10 @@ class Task:
 
     def score(self, problem: Problem, completion: str) -> bool:
         """Is the completion's final answer the gold answer?"""
-        return self._matches(problem, self.extract(problem, completion))
+        return self.matches(problem, self.extract(problem, completion))
 
-    def _matches(self, problem: Problem, pred: str | None) -> bool:
+    def matches(self, problem: Problem, pred: str | None) -> bool:
+        """Is an extracted answer (``extract``) the gold answer?"""
         if pred is None:
             return False
         if self.kind == "numeric":
@@ -519,7 +555,7 @@ class Task:
             return True
         if how == "result" and self.kind == "numeric":
             v = step_result(step)
-            return v is not None and self._matches(problem, _fmt_number(v))
+            return v is not None and self.matches(problem, _fmt_number(v))
         return False
 
     def _states_text(self, step: str, problem: Problem) -> bool:
@@ -535,7 +571,7 @@ class Task:
                 pred = _choice_label(frag, list(problem.choices), "answer_is", problem.choices)
             else:
                 pred = _yes_no(frag, "answer_is")
-            if self._matches(problem, pred):
+            if self.matches(problem, pred):
                 return True
         return False
 
@@ -544,7 +580,7 @@ def _fmt_number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(v)
 
 
-def _synthetic_rows(data_dir: Path, split: str) -> Iterator[Row]:
+def _synthetic_rows(paths: list[Path], split: str) -> Iterator[Row]:
     from hsir import synthetic
 
     for n, row in enumerate(synthetic.rows(split), 1):
@@ -560,7 +596,8 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("gsm8k", "numeric", {"train": ["gsm8k/train.jsonl"], "test": ["gsm8k/test.jsonl"],
                               "seed": ["seed_reasoning/gsm8k_r1/sft_train.jsonl",
                                        "seed_reasoning/gsm8k_r1/sft_val.jsonl"]},
-         _gsm8k, hub=("openai/gsm8k", "main")),
+         # the seed: R1 traces of GSM8K-train questions (the local file is a 110-row sample of this dataset)
+         _gsm8k, hub=("openai/gsm8k", "main"), hub_splits={"seed": ("camel-ai/gsm8k_distilled", None, "train")}),
     Task("math500", "math", {"test": ["math500/test.jsonl"]}, _math500, hub=("HuggingFaceH4/MATH-500", None)),
     Task("amc23", "math", {"test": ["amc23/test.jsonl"]}, _amc23, hub=("zwhe99/amc23", None)),
     Task("medqa", "choice", {"train": ["medqa/train.jsonl"], "test": ["medqa/test.jsonl"]}, _medqa,
@@ -577,11 +614,12 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("csqa", "choice", {"train": ["commonsenseqa/train_rand_split.jsonl"],
                             "test": ["commonsenseqa/dev_rand_split.jsonl"]},
          _arc_like("csqa"), hub=("tau/commonsense_qa", None), hub_splits={"test": "validation"}),
-    Task("strategyqa", "yesno", {"train": _read_strategyqa, "test": _read_strategyqa}, _strategyqa,
-         hub=("ChilleD/StrategyQA", None)),
+    Task("strategyqa", "yesno", {s: ["strategyqa/strategy_qa.json", "strategyqa/strategy_qa__default.json"]
+                                 for s in ("train", "test")}, _strategyqa, hub=("ChilleD/StrategyQA", None),
+         reader=_read_strategyqa),
     Task("gpqa", "choice", {"test": ["gpqa/gpqa_diamond.zip"]}, _gpqa,
          hub=("Idavidrein/gpqa", "gpqa_diamond"), hub_splits={"test": "train"}),
-    Task("synthetic", "numeric", {s: _synthetic_rows for s in ("seed", "unlabeled", "test")}, _synthetic),
+    Task("synthetic", "numeric", {s: [] for s in ("seed", "unlabeled", "test")}, _synthetic, reader=_synthetic_rows),
 ]}
 
 

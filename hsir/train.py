@@ -39,8 +39,13 @@ from hsir.tasks import Problem, Task
 class SFTSettings:
     lr: float = 1e-4
     epochs: float = 1.0
-    batch_size: int = 8  # per process
+    batch_size: int = 8  # rows per optimizer step, per process
     grad_accum: int = 1
+    # Rows per forward pass; the step still averages over batch_size rows (accumulated), so the update is the
+    # same. None: batch_size on a GPU; 1 on a CPU, where one row at a time was the fastest and smallest
+    # (``python -m hsir.bench train``, bench/train.json, 2-core AVX2: 52.8 real tokens/s and 3.9 GiB against
+    # 32.5 tokens/s and 11.5 GiB for padded batches of 8).
+    micro_batch_size: int | None = None
     max_length: int = 2048
     warmup: float = 0.1  # a fraction of the steps (transformers 5 takes it as ``warmup_steps``)
     weight_decay: float = 0.0
@@ -48,6 +53,9 @@ class SFTSettings:
     bf16: bool | None = None  # None: bf16 where the hardware runs it natively (models.native_bf16)
     save_every: int = 50  # optimizer steps between checkpoints a killed run resumes from
     num_processes: int = 1  # > 1: data-parallel under ``accelerate launch``
+    # Rows concatenated into one sequence per batch (position ids restart per row, no attention across rows)
+    # instead of padded to the longest: the same loss without the padding's compute. ``python -m hsir.bench train``
+    padding_free: bool = True
 
 
 def settings_from(cls, values: dict | None, where: str = "settings"):
@@ -65,18 +73,29 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
     import torch
 
     from hsir.models import native_bf16
+    from hsir.progress import lines_mode
 
     gpu = torch.cuda.is_available()
     bf16 = native_bf16() if s.bf16 is None else s.bf16
+    micro = micro_batch(s, gpu)
     defaults = dict(
         output_dir=str(output_dir), learning_rate=s.lr, num_train_epochs=s.epochs,
-        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=s.grad_accum * (s.batch_size // micro),
         warmup_steps=s.warmup, weight_decay=s.weight_decay, lr_scheduler_type="cosine", seed=s.seed,
         data_seed=s.seed, bf16=bf16, use_cpu=not gpu, save_strategy="steps", save_steps=s.save_every,
         save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
+        disable_tqdm=lines_mode(),  # headless: hsir.progress reports steps and loss instead
     )
     return config_cls(**(defaults | extra))
+
+
+def micro_batch(s: SFTSettings, gpu: bool) -> int:
+    """Rows per forward pass: ``micro_batch_size``, else the whole batch on a GPU and one row on a CPU."""
+    micro = s.micro_batch_size or (s.batch_size if gpu else 1)
+    if micro < 1 or s.batch_size % micro:
+        raise ValueError(f"micro_batch_size={micro} must divide batch_size={s.batch_size}")
+    return micro
 
 
 def sft_rows(task: Task, problems: Sequence[Problem], traces: Sequence[str] | None = None) -> list[dict]:
@@ -95,6 +114,7 @@ def sft_rows(task: Task, problems: Sequence[Problem], traces: Sequence[str] | No
 def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None,
               trust_remote_code: bool = False, callbacks: Sequence = ()) -> Path:
     """Fine-tune ``base`` (a model spec or folder) on prompt-completion ``rows``; returns the trained model's folder."""
+    import torch
     from trl import SFTConfig, SFTTrainer
 
     settings = settings or SFTSettings()
@@ -103,6 +123,10 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
         return out
     data = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     extra = {"max_length": settings.max_length, "completion_only_loss": True}
+    # one row per pass has no padding to drop (and TRL warns about it); TRL does not truncate padding-free rows:
+    # ``_fit`` checks their lengths itself
+    if settings.padding_free and micro_batch(settings, torch.cuda.is_available()) > 1:
+        extra |= {"max_length": None, "padding_free": True}
     return _fit(SFTTrainer, SFTConfig, extra, "sft.json", base, data, out, settings, trust_remote_code, callbacks)
 
 
@@ -112,6 +136,7 @@ class DPOSettings(SFTSettings):
 
     lr: float = 1e-6  # paper: 1e-6 (2e-7 at 7-8B)
     batch_size: int = 16  # paper: 16
+    padding_free: bool = False  # not passed to TRL's DPOTrainer: its pairs are padded
     beta: float = 0.1
     nll_weight: float = 0.5  # α
     epochs: float = 3.0
@@ -142,17 +167,26 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     from transformers.trainer_utils import get_last_checkpoint
 
     from hsir.models import atomic_dir, load_model, native_bf16
+    from hsir.progress import train_callbacks
 
     if not data:
         raise ValueError(f"no rows to train {out} on")
+    gpu = torch.cuda.is_available()
     if settings.bf16 is None:  # resolved here, so that the report records what ran
         settings = replace(settings, bf16=native_bf16())
+    settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
-    gpu = torch.cuda.is_available()
     model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
     model.train()
+    progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")
     trainer = trainer_cls(model=model, args=trl_args(config_cls, ckpt_dir, settings, **extra),
-                          train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=list(callbacks))
+                          train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[*callbacks, *progress])
+    if trainer.args.padding_free:
+        lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+        too_long = [i for i, n in enumerate(lengths) if n > settings.max_length]
+        if too_long:
+            raise ValueError(f"training rows {too_long[:5]} are longer than max_length={settings.max_length} tokens "
+                             f"(longest {max(lengths)}); padding-free training does not truncate")
     t0 = time.perf_counter()
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     result = trainer.train(resume_from_checkpoint=last)

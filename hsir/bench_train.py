@@ -1,0 +1,126 @@
+"""``python -m hsir.bench train``: SFT throughput of the embedded model, configurations side by side in one run.
+
+Each configuration trains the model on the same first ``steps × batch_size`` seed rows of the embedded profile
+(prompt-completion, the chat template applied by TRL as in M0) for ``steps`` optimizer steps, in a process of its
+own so that its peak resident memory is its own. Per configuration: real tokens (prompt and completion, no
+padding) and padded tokens per second, seconds per step (the first step, warm-up, left out), peak resident memory,
+final loss, and the ratio of real tokens/s to the ceiling 6 × parameters FLOPs per trained token at the measured
+matrix-product rate of the dtype in use. Ratios mean something only between configurations of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is the kit's CPU default
+    "padded": {"padding_free": False, "micro_batch_size": 8},  # the kit before the bench: TRL's padded batches
+    "padding-free": {"padding_free": True, "micro_batch_size": 8},
+    # the same 8 rows per optimizer step in micro-batches (accumulated): activations shrink with the micro-batch
+    "padding-free-micro4": {"padding_free": True, "micro_batch_size": 4},
+    "padding-free-micro2": {"padding_free": True, "micro_batch_size": 2},
+    "default": {},  # padding-free; one row per forward pass on a CPU, the whole batch on a GPU
+}
+
+
+def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
+    """One configuration: train, timing each optimizer step and counting the tokens each forward sees."""
+    from transformers import TrainerCallback
+
+    from hsir.bench import TreeMemory
+    from hsir.tasks import get_task
+    from hsir.train import SFTSettings, sft_rows, train_sft
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=steps * batch_size))  # batch_size rows per optimizer step
+    counts = {"real": 0, "padded": 0}
+
+    class Timer(TrainerCallback):
+        def __init__(self):
+            self.times, self.t0 = [], 0.0
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            def count(_mod, _args, kwargs):
+                ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+                if ids is not None:
+                    counts["padded"] += ids.numel()
+                    counts["real"] += int(mask.sum()) if mask is not None else ids.numel()
+
+            model.register_forward_pre_hook(count, with_kwargs=True)
+
+        def on_step_begin(self, *a, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, *a, **kw):
+            self.times.append(time.perf_counter() - self.t0)
+
+    timer = Timer()
+    settings = SFTSettings(**({"batch_size": batch_size, "save_every": 10**6} | overrides))
+    with TreeMemory() as mem, tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = train_sft(model, rows, f"{tmp}/m", settings, callbacks=[timer])
+        total = time.perf_counter() - t0
+        report = json.loads((out / "sft.json").read_text())
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # kernel time: page faults of allocation churn, among others
+    timed = timer.times[1:] or timer.times
+    per_step = statistics.median(timed)
+    real_per_step, padded_per_step = counts["real"] / len(timer.times), counts["padded"] / len(timer.times)
+    return {**overrides, "bf16": report["settings"]["bf16"], "steps": len(timer.times), "rows": len(rows),
+            "micro_batch_size": report["settings"]["micro_batch_size"],
+            "seconds_per_step": round(per_step, 2), "fastest_step": round(min(timed), 2),
+            "step_seconds": [round(t, 2) for t in timer.times],
+            "real_tokens_per_s": round(real_per_step / per_step, 1),
+            "padded_tokens_per_s": round(padded_per_step / per_step, 1),
+            "padding_share": round(1 - counts["real"] / max(counts["padded"], 1), 3),
+            "train_seconds": round(report["seconds"], 1), "total_seconds": round(total, 1),
+            "final_loss": report["train_loss"], "peak_rss_gib": mem.peak_gib,
+            "user_cpu_s": round(usage.ru_utime, 1), "kernel_cpu_s": round(usage.ru_stime, 1)}
+
+
+def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size: int = 8,
+                only: list[str] | None = None) -> dict:
+    from hsir.bench import matmul_flops
+    from hsir.models import load_model, native_bf16
+
+    m, _ = load_model(model, dtype="fp32", device="cpu")
+    params = sum(p.numel() for p in m.parameters())
+    del m
+    dtype = torch.bfloat16 if native_bf16() else torch.float32
+    rate = matmul_flops(dtype)
+    ceiling = rate / (6 * params)
+    results = {}
+    for name, overrides in TRAIN_CONFIGS.items():
+        if only and name not in only:
+            continue
+        print(f"[bench] train {name} ...", flush=True)
+        overrides = dict(overrides)
+        env = os.environ | overrides.pop("env", {})
+        cmd = [sys.executable, "-m", "hsir.bench_train", json.dumps(overrides), model, str(steps), str(batch_size)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            results[name] = {**TRAIN_CONFIGS[name], "error": (proc.stderr or proc.stdout).strip().splitlines()[-3:]}
+        else:
+            r = json.loads(lines[-1]) | ({"env": TRAIN_CONFIGS[name]["env"]} if "env" in TRAIN_CONFIGS[name] else {})
+            r["ratio_to_ceiling"] = round(r["real_tokens_per_s"] / ceiling, 3)
+            results[name] = r
+        print(f"[bench] {name}: {results[name]}", flush=True)
+    return {"bench": "train", "model": model, "parameters": params, "steps": steps, "batch_size": batch_size,
+            "workload": f"SFT on the first {steps * batch_size} synthetic seed traces, batch {batch_size}, one process",
+            "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
+            "ceiling_tokens_per_s": round(ceiling, 1), "configs": results,
+            "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+                        "cpu": torch.backends.cpu.get_cpu_capability()},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+if __name__ == "__main__":  # one configuration, in its own process: overrides model steps batch_size
+    print(json.dumps(one_train(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
