@@ -60,6 +60,8 @@ def veriexit_bench(profile: str = "embedded", overrides: dict | None = None) -> 
         "hard_queries_correct_samples": sum(counts[q] for q in hard), "budget_tokens": budget,
         "samples_per_query_at_budget": n, "methods": out,
         "veriexit_vs_resampling": out["veriexit"]["correct_per_1k_tokens"] / base if base else None,
+        # None above with this True: resampling found nothing at its (at least one sample per query) budget
+        "resampling_found_none": out["resampling"]["correct"] == 0,
         "backend": gen.backend, "dtype": gen.dtype, "seconds": round(time.perf_counter() - t0, 1),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
