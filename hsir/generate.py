@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hsir.progress import lines_mode
 from hsir.traces import ANSWER_CLOSE
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class HFGenerator:
             gen_kw.update(temperature=None, top_p=None, top_k=None)
         batches = [jobs[k : k + self.batch_size] for k in range(0, len(jobs), self.batch_size)]
         device = self.model.device
-        for b, batch in enumerate(tqdm(batches, desc=f"hf generate ×{len(jobs)}", disable=not self.progress)):
+        for b, batch in enumerate(tqdm(batches, desc=f"hf generate ×{len(jobs)}", disable=not self.progress or lines_mode())):
             rows = [encoded[i] for i, _ in batch]
             width = max(len(r) for r in rows)
             ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

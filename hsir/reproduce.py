@@ -74,7 +74,8 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     # the kernels inherit these: progress as lines, library logs to log_dir (hsir.progress)
-    env = {"HSIR_PROGRESS": "lines", "HSIR_LOG_DIR": str(log_dir), "TQDM_DISABLE": "1"}
+    # (not TQDM_DISABLE: vLLM divides by its disabled bar's elapsed time and fails)
+    env = {"HSIR_PROGRESS": "lines", "HSIR_LOG_DIR": str(log_dir)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     pairs, done, times = notebooks_for(profile, only), [], []
@@ -134,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00_quickstart")
     args = ap.parse_args(argv)
-    run(args.profile, args.only)
+    import papermill as pm
+
+    try:
+        run(args.profile, args.only)
+    except pm.PapermillExecutionError:
+        return 1  # the failing notebook, cell, error and where the traceback is were printed above
     return 0
 
 

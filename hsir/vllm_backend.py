@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 
 from hsir.generate import Completion, GenStats, Prompt, SamplingConfig, _free_memory, finish
+from hsir.progress import lines_mode
 
 _MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 # What must agree between the engine's model and a folder swapped into it (config.json keys).
@@ -135,7 +136,7 @@ class VLLMGenerator:
             )
             for i in range(len(prompts))
         ]
-        results = self.llm.generate(inputs, params, use_tqdm=self.progress)
+        results = self.llm.generate(inputs, params, use_tqdm=self.progress and not lines_mode())
         out = []
         for res in results:
             row = []
