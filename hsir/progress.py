@@ -31,9 +31,11 @@ def lines_mode() -> bool:
     return os.environ.get("HSIR_PROGRESS") == "lines"
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m}m{s:02d}s" if m else f"{s}s"
+def clock(seconds: float) -> str:
+    """Seconds as 42s, 3m05s or 1h02m03s (progress lines, the reproduce summary)."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 class bar:  # noqa: N801 - used like tqdm: ``with bar(total, "sampling") as b: b.update(n)``
@@ -57,7 +59,7 @@ class bar:  # noqa: N801 - used like tqdm: ``with bar(total, "sampling") as b: b
         quarter = 4 * self.done // self.total if self.total else 4
         if quarter > self._quarter:
             self._quarter = quarter
-            say(f"{self.desc}: {self.done}/{self.total} {self.unit} ({_clock(time.perf_counter() - self.t0)})"
+            say(f"{self.desc}: {self.done}/{self.total} {self.unit} ({clock(time.perf_counter() - self.t0)})"
                 f"{', ' + self.postfix if self.postfix else ''}")
 
     def note(self, text: str) -> None:

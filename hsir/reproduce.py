@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from hsir.progress import PREFIX
+from hsir.progress import PREFIX, clock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                     raise
             seconds = time.perf_counter() - t0
             warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
-            echo(f"[reproduce] {nb.name} done in {_clock(seconds)}{warned}")
+            echo(f"[reproduce] {nb.name} done in {clock(seconds)}{warned}")
             done.append(out)
             times.append((nb.name, seconds))
     finally:
@@ -117,17 +117,11 @@ def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir
     n_fig = len(list(figures.glob("*.png"))) if figures.is_dir() else 0
     echo(f"[reproduce] summary ({profile}):")
     for name, seconds in times:
-        echo(f"  {name:<34} {_clock(seconds):>8}")
-    echo(f"  {'total':<34} {_clock(sum(s for _, s in times)):>8}")
+        echo(f"  {name:<34} {clock(seconds):>8}")
+    echo(f"  {'total':<34} {clock(sum(s for _, s in times)):>8}")
     for what, where in (("executed notebooks (tables inside)", out_dir), (f"figures ({n_fig} PNG, with PDFs)", figures),
                         ("run artifacts", out_dir.parent), ("logs (kernels and libraries)", log_dir)):
         echo(f"  {what + ':':<36} {where}")
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def main(argv: list[str] | None = None) -> int:
