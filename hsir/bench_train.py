@@ -27,7 +27,9 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     # the same 8 rows per optimizer step in micro-batches (accumulated): activations shrink with the micro-batch
     "padding-free-micro4": {"padding_free": True, "micro_batch_size": 4},
     "padding-free-micro2": {"padding_free": True, "micro_batch_size": 2},
-    "default": {},  # padding-free; one row per forward pass on a CPU, the whole batch on a GPU
+    # the default's passes with TRL's own CPU path of the fused LM head: every position scored, prompt included
+    "default-all-positions": {"lm_head": "all-positions"},
+    "default": {},  # padding-free; one row per forward pass on a CPU, the whole batch on a GPU; completion positions
 }
 
 
@@ -63,6 +65,11 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
             self.times.append(time.perf_counter() - self.t0)
 
     timer = Timer()
+    overrides = dict(overrides)
+    if overrides.pop("lm_head", None) == "all-positions":  # TRL's behaviour without hsir.train's compaction
+        import hsir.train
+
+        hsir.train.score_completion_tokens_only = lambda: None
     settings = SFTSettings(**({"batch_size": batch_size, "save_every": 10**6} | overrides))
     with TreeMemory() as mem, tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -59,7 +59,7 @@ from types import SimpleNamespace
 from hsir.progress import train_callbacks
 from hsir.runs import read_json, write_json
 from hsir.tasks import Problem, Task
-from hsir.train import settings_from, trl_args
+from hsir.train import score_completion_tokens_only, settings_from, trl_args
 
 ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server")
 DTYPES = ("fp32", "bf16")
@@ -251,6 +251,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     batch = settings.trl_batch(int(os.environ.get("WORLD_SIZE", "1")))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
 
+    score_completion_tokens_only()
     model, tok = load_model(start, dtype=settings.dtype, device="cpu")
     model.train()
     rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)

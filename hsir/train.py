@@ -90,6 +90,29 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
     return config_cls(**(defaults | extra))
 
 
+def score_completion_tokens_only() -> None:
+    """Let TRL's fused LM head score only the positions that carry a label (the completion) on a CPU too.
+
+    TRL 1.16's ``add_fused_lm_head`` (used by its SFT, DPO and GRPO trainers) drops the unlabelled positions before
+    the vocabulary projection on CUDA/XPU, but elsewhere scores every position, prompt included, to keep tile shapes
+    fixed for compilers that recompile per shape (Neuron). Eager CPU training never recompiles, and there the
+    projection and its per-token softmax statistics over the 49k-token vocabulary are a third of a SmolLM2 step,
+    while the prompt is ~40% of a seed row. TRL has no option for it, so the kit swaps the one helper that makes the
+    choice, in ``trl.trainer.utils`` only (the kernel's own Triton-or-torch choice is untouched). The loss and the
+    gradients are the same (tests/test_train.py); ``python -m hsir.bench train`` measures the gain."""
+    import trl.trainer.utils as tu
+    from trl.kernels.chunked_logprob import _use_triton
+
+    if getattr(tu._use_triton, "hsir_compact", False):
+        return
+
+    def compact(device) -> bool:
+        return device.type == "cpu" or _use_triton(device)
+
+    compact.hsir_compact = True
+    tu._use_triton = compact
+
+
 def micro_batch(s: SFTSettings, gpu: bool) -> int:
     """Rows per forward pass: ``micro_batch_size``, else the whole batch on a GPU and one row on a CPU."""
     micro = s.micro_batch_size or (s.batch_size if gpu else 1)
@@ -176,6 +199,7 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
         settings = replace(settings, bf16=native_bf16())
     settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
+    score_completion_tokens_only()
     model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
     model.train()
     progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")

@@ -25,7 +25,7 @@ def test_train_writes_a_loadable_model_once(tmp_path, smoke_model):
 
     task = get_task("synthetic")
     rows = sft_rows(task, task.load("seed", limit=8))
-    out = train_sft("smoke:tiny-llama", rows, tmp_path / "m0", SFTSettings(lr=1e-3, batch_size=4, bf16=False))
+    out = train_sft("smoke:tiny-llama", rows, tmp_path / "m0", SFTSettings(lr=1e-3, batch_size=4, micro_batch_size=4, bf16=False))
     report = sft_report(out)
     assert report["steps"] == 2 and report["rows"] == 8 and math.isfinite(report["train_loss"])
     assert not (tmp_path / "m0.checkpoints").exists()
@@ -68,6 +68,46 @@ def test_padding_free_and_micro_batches_train_the_same_loss_and_weights_as_padde
         train_sft("smoke:tiny-llama", rows, tmp_path / "odd", SFTSettings(batch_size=4, micro_batch_size=3))
 
 
+def test_scoring_only_completion_tokens_keeps_the_loss_and_gradients(smoke_model):
+    """The kit lets TRL's fused LM head drop the prompt's positions before the vocabulary projection on a CPU
+    (``score_completion_tokens_only``): less work, the same loss, metrics and gradients as TRL's CPU path."""
+    import trl.trainer.utils as tu
+    from transformers import AutoModelForCausalLM
+    from trl.kernels.chunked_logprob import _use_triton as trl_choice
+
+    from hsir.models import model_path
+    from hsir.train import score_completion_tokens_only
+
+    model = AutoModelForCausalLM.from_pretrained(model_path("smoke:tiny-llama"), dtype=torch.float32)
+    tu.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    ids = torch.randint(0, model.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[:, :10] = -100  # the prompt
+    labels[1, 20:] = -100  # padding
+
+    def run():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out, [p.grad.clone() for p in model.parameters()]
+
+    before = tu._use_triton
+    try:
+        tu._use_triton = trl_choice
+        assert not tu._use_triton(torch.device("cpu"))  # TRL scores every position on a CPU
+        full, g_full = run()
+        score_completion_tokens_only()
+        assert tu._use_triton(torch.device("cpu"))
+        compact, g_compact = run()
+    finally:
+        tu._use_triton = before
+    torch.testing.assert_close(compact.loss, full.loss, rtol=1e-6, atol=1e-6)
+    for name in ("log_probs", "entropy", "is_top1"):
+        torch.testing.assert_close(getattr(compact, name), getattr(full, name), rtol=1e-5, atol=1e-5, msg=name)
+    for a, b in zip(g_compact, g_full, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def _kill_at(step: int):
     from transformers import TrainerCallback
 
@@ -84,7 +124,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_mod
 
     task = get_task("synthetic")
     rows = sft_rows(task, task.load("seed", limit=16))
-    s = SFTSettings(lr=1e-3, batch_size=4, bf16=False, save_every=1)
+    s = SFTSettings(lr=1e-3, batch_size=4, micro_batch_size=4, bf16=False, save_every=1)
     whole = train_sft("smoke:tiny-llama", rows, tmp_path / "whole", s)
     with pytest.raises(Kill):
         train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s, callbacks=[_kill_at(3)])
@@ -112,7 +152,7 @@ def test_sft_stage_runs_under_accelerate_on_two_processes(tmp_path, smoke_model)
     task = get_task("synthetic")
     rows = sft_rows(task, task.load("seed", limit=8))
     out = launch_sft("smoke:tiny-llama", rows, tmp_path / "ddp",
-                     SFTSettings(lr=1e-3, batch_size=2, bf16=False, num_processes=2))
+                     SFTSettings(lr=1e-3, batch_size=2, micro_batch_size=2, bf16=False, num_processes=2))
     rep = sft_report(out)
     assert rep["processes"] == 2 and rep["steps"] == 2  # 8 rows / (2 per process × 2 processes)
     assert math.isfinite(rep["train_loss"]) and not (tmp_path / "ddp.rows.jsonl").exists()
@@ -134,7 +174,7 @@ def test_dpo_loss_at_step_zero_is_ln2_plus_half_the_winners_nll(tmp_path, smoke_
     task = get_task("synthetic")
     pairs = _dpo_pairs(task)
     out = train_dpo("smoke:tiny-llama", pairs, tmp_path / "dpo",
-                    DPOSettings(lr=1e-3, batch_size=4, epochs=1, bf16=False, warmup=0.0))
+                    DPOSettings(lr=1e-3, batch_size=4, micro_batch_size=4, epochs=1, bf16=False, warmup=0.0))
     rep = sft_report(out)
     assert rep["steps"] == 1  # one batch of all pairs: the run's mean loss is the step-0 loss
     nll_sum, n_tok = 0.0, 0
@@ -158,7 +198,7 @@ def test_a_dpo_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke
     from hsir.train import DPOSettings, train_dpo
 
     pairs = _dpo_pairs(get_task("synthetic"), 8)
-    s = DPOSettings(lr=1e-3, batch_size=2, epochs=1, bf16=False, save_every=1)
+    s = DPOSettings(lr=1e-3, batch_size=2, micro_batch_size=2, epochs=1, bf16=False, save_every=1)
     whole = train_dpo("smoke:tiny-llama", pairs, tmp_path / "whole", s)
     with pytest.raises(Kill):
         train_dpo("smoke:tiny-llama", pairs, tmp_path / "killed", s, callbacks=[_kill_at(3)])
