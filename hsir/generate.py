@@ -98,6 +98,21 @@ class HFGenerator:
         eos = model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._stopping: dict[tuple[str, ...], object] = {}
+
+    def stopping(self, stops: Sequence[str]):
+        """transformers' stop-string criterion, built once per generator and stop set. Passing ``stop_strings`` to
+        ``generate`` rebuilds its tables (a pass over the whole vocabulary: 2-5 s for SmolLM2's 49k tokens on this
+        CPU) on every call, because its cache is keyed on the order of ``get_vocab()``, which a fast tokenizer does
+        not keep from one call to the next (transformers 5.19)."""
+        from transformers import StoppingCriteriaList, StopStringCriteria
+
+        stops = tuple(stops)
+        if not stops:
+            return None
+        if stops not in self._stopping:
+            self._stopping[stops] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stops))])
+        return self._stopping[stops]
 
     def encode(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
@@ -115,7 +130,7 @@ class HFGenerator:
         out: list[list[Completion | None]] = [[None] * cfg.n for _ in prompts]
         sample = cfg.temperature > 0
         gen_kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=sample, pad_token_id=self.pad_id,
-                      stop_strings=list(cfg.stop) or None, tokenizer=self.tokenizer)
+                      stopping_criteria=self.stopping(cfg.stop))
         if sample:
             gen_kw.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
         else:

@@ -46,6 +46,10 @@ def test_embedded_continues_a_prefix_and_stops_at_answer_close(embedded_model):
     [[c]] = gen.generate([prefix], greedy(24))
     assert c.finish_reason == "stop" and c.text.endswith("</answer>") and "42" in c.text
     assert c.n_tokens == len(c.token_ids) and tok.decode(c.token_ids).rstrip().endswith("</answer>")
+    assert c.n_tokens < 24  # stopped at "</answer>" while generating, not cut afterwards
+    stop = gen.stopping(("</answer>",))
+    gen.generate([prefix], greedy(24))
+    assert gen.stopping(("</answer>",)) is stop and gen.stopping(()) is None  # built once, not per call
 
 
 def test_unknown_backend_is_an_error():
