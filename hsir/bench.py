@@ -220,7 +220,8 @@ def generate_bench(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "_generate", "_scoring"])
+    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "grpo",
+                                      "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
@@ -228,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="configuration names to run")
     ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
     ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
-    ap.add_argument("--steps", type=int, default=5, help="train: optimizer steps per configuration")
-    ap.add_argument("--profile", default="embedded", help="veriexit: the loop profile (params/<profile>/selfimprove.yaml)")
+    ap.add_argument("--steps", type=int, default=5, help="train, grpo: optimizer steps per configuration")
+    ap.add_argument("--profile", default="embedded", help="veriexit, grpo: the loop profile (params/<profile>/selfimprove.yaml)")
     args = ap.parse_args(argv)
     if args.which == "_generate":
         print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
@@ -251,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         from hsir.bench_train import train_bench
 
         result = train_bench(args.model, steps=args.steps, only=args.only)
+    elif args.which == "grpo":
+        from hsir.bench_grpo import grpo_bench
+
+        result = grpo_bench(args.profile, steps=args.steps, only=args.only)
     elif args.which == "veriexit":
         from hsir.bench_veriexit import veriexit_bench
 

@@ -25,10 +25,14 @@ generation). DAPO normalises the loss by the tokens of the whole generation batc
 memory, not the update. The paper: 14 prompts × G = 8, one prompt per micro-batch → 8 completions × 14
 accumulation steps on one process.
 
-**Rollouts.** ``rollouts``: ``transformers`` (TRL's own ``model.generate``; the CPU default), ``vllm-colocate``
-(vLLM inside the training process, sharing the GPU; ``use_vllm=True, vllm_mode="colocate"``) or ``vllm-server``
-(a separately started ``trl vllm-serve``; ``vllm_mode="server"``, at ``vllm_server_url``). ``auto`` is
-``vllm-colocate`` on a GPU where ``import vllm`` works, else ``transformers``.
+**Rollouts.** ``rollouts``: ``transformers`` (TRL's own ``model.generate``), ``vllm-colocate`` (vLLM inside the
+training process, sharing the GPU; ``use_vllm=True, vllm_mode="colocate"``), ``vllm-server`` (a separately started
+``trl vllm-serve``; ``vllm_mode="server"``, at ``vllm_server_url``) or ``engine``: TRL's ``rollout_func`` hook over
+the kit's own vLLM engine (``EngineRollouts``: the policy's weights are swapped into the running engine once per
+optimizer step, then each prompt copy is sampled with a seed of its own). TRL's colocate mode assumes a GPU; the
+engine is how vLLM serves rollouts on a CPU. ``auto`` is ``vllm-colocate`` on a GPU where ``import vllm`` works,
+``engine`` on a CPU where it works (``python -m hsir.bench grpo`` measures it against ``transformers``:
+README, Training speed), else ``transformers``.
 
 **Precision.** The policy's weights are fp32 (master weights; the paper's lr 1e-6 would vanish in bf16 weights),
 with bf16 autocast where the hardware runs bf16 natively (``bf16=None``), as ``hsir.train`` does. TRL builds the
@@ -61,7 +65,7 @@ from hsir.runs import read_json, write_json
 from hsir.tasks import Problem, Task
 from hsir.train import score_completion_tokens_only, settings_from, trl_args
 
-ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server")
+ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server", "engine")
 DTYPES = ("fp32", "bf16")
 
 # The paper's Table 5 (Qwen2.5, MedQA / GSM8K accuracy %, overall accuracy and mean output tokens) and Table 7
@@ -108,7 +112,7 @@ class GRPOSettings:
     seed: int | None = None  # None: the loop's seed
     bf16: bool | None = None  # autocast; None: where the hardware runs bf16 natively
     dtype: str = "fp32"  # the policy's (master) weights: fp32, or bf16 to save memory at the cost of small updates
-    rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server
+    rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server | engine
     vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: the GPU share vLLM may take
     vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
 
@@ -150,23 +154,24 @@ def grpo_settings(cfg) -> GRPOSettings:
 
 
 def resolve_rollouts(rollouts: str) -> str:
-    """``auto`` → ``vllm-colocate`` on a CUDA GPU where vLLM imports, else ``transformers``."""
+    """``auto`` → ``vllm-colocate`` on a CUDA GPU where vLLM imports, ``engine`` on a CPU where it imports, else
+    ``transformers``."""
     if rollouts != "auto":
         return rollouts
     import torch
 
-    if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
-        try:
-            import vllm  # noqa: F401
-        except Exception:  # a broken install (e.g. mismatched torchvision) falls back to transformers
-            return "transformers"
-        return "vllm-colocate"
-    return "transformers"
+    if importlib.util.find_spec("vllm") is None:
+        return "transformers"
+    try:
+        import vllm  # noqa: F401
+    except Exception:  # a broken install (e.g. mismatched torchvision) falls back to transformers
+        return "transformers"
+    return "vllm-colocate" if torch.cuda.is_available() else "engine"
 
 
 def rollout_args(rollouts: str, settings: GRPOSettings) -> dict:
     """GRPOConfig's generation-backend arguments for a resolved ``rollouts`` value."""
-    if rollouts == "transformers":
+    if rollouts in ("transformers", "engine"):  # engine: TRL's rollout_func (EngineRollouts), not its vLLM
         return {"use_vllm": False}
     if rollouts == "vllm-colocate":
         return {"use_vllm": True, "vllm_mode": "colocate",
@@ -228,9 +233,88 @@ def build_rewards(method, cfg, settings: GRPOSettings, task: Task, model, tokeni
     return rewards, [float(w) for _, w in method.rewards]
 
 
-def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Sequence = ()) -> Path:
+class EngineRollouts:
+    """TRL's ``rollout_func`` over the kit's vLLM engine (``rollouts: engine``).
+
+    TRL hands it the step's prompts, each already repeated G times (its ``RepeatSampler``), and trains on the
+    token ids it returns. Before the first rollout of each optimizer step, the policy's current weights are
+    written to ``sync_dir`` and swapped into the running engine (``VLLMGenerator.load_weights``), so rollouts stay
+    on-policy. Each prompt copy is one request with its own seed (derived from the run's seed, the step and its
+    position), so a resumed run samples what the uninterrupted one would have; sampling is TRL's: the rollout
+    temperature, no top-p/top-k, no stop string, up to ``max_completion_length`` tokens. The sampled tokens'
+    log-probabilities go back to TRL (it reads them only for its off-policy corrections).
+
+    ``engine``: the loop's running ``hsir.selfimprove.Engine`` (its generator is reused and marked as holding
+    other weights afterwards); None starts a vLLM engine on ``start`` and ``close()`` shuts it."""
+
+    def __init__(self, start: str, cfg, settings: GRPOSettings, sync_dir: str | Path, resumed: bool,
+                 engine=None):
+        from hsir.generate import make_generator
+
+        self.settings, self.sync_dir, self.engine = settings, Path(sync_dir), engine
+        if engine is not None:
+            self.gen = engine.use(start)
+        else:
+            self.gen = make_generator(start, backend="vllm", dtype=cfg.dtype, seed=settings.seed, progress=False,
+                                      **(getattr(cfg, "engine", None) or {}))
+        if not hasattr(self.gen, "llm"):
+            raise ValueError(f"grpo: rollouts 'engine' samples with vLLM; the engine given is {type(self.gen).__name__}")
+        self.loaded_step = None if resumed else 0  # a resumed policy is not the engine's start weights
+        self.sync_seconds = self.generate_seconds = 0.0
+        self.tokens = self.syncs = 0
+
+    def sync(self, trainer) -> None:
+        t0 = time.perf_counter()
+        if self.engine is not None:
+            self.engine.current = None  # the engine's weights are no longer any saved model's
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.save_pretrained(self.sync_dir, safe_serialization=True)
+        self.gen.load_weights(str(self.sync_dir))
+        self.loaded_step = trainer.state.global_step
+        self.sync_seconds += time.perf_counter() - t0
+        self.syncs += 1
+
+    def __call__(self, prompts: list, trainer) -> dict:
+        from vllm import SamplingParams
+
+        if trainer.state.global_step != self.loaded_step:
+            self.sync(trainer)
+        t0 = time.perf_counter()
+        tok = trainer.processing_class
+        prompt_ids = tok.apply_chat_template(conversation=prompts, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True, **(getattr(trainer, "chat_template_kwargs", None) or {})
+                                             )["input_ids"]
+        s, base = self.settings, (self.settings.seed * 1_000_003 + trainer.state.global_step) * 10_007
+        params = [SamplingParams(n=1, temperature=s.temperature, max_tokens=s.max_completion_length, logprobs=0,
+                                 seed=base + i, detokenize=False) for i in range(len(prompt_ids))]
+        outs = self.gen.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
+        completion_ids, logprobs = [], []
+        for res in outs:
+            o = res.outputs[0]
+            ids = list(o.token_ids)
+            completion_ids.append(ids)
+            logprobs.append([o.logprobs[k][t].logprob for k, t in enumerate(ids)])
+        self.tokens += sum(map(len, completion_ids))
+        self.generate_seconds += time.perf_counter() - t0
+        return {"prompt_ids": [list(ids) for ids in prompt_ids], "completion_ids": completion_ids,
+                "logprobs": logprobs}
+
+    def report(self) -> dict:
+        return {"engine": "the loop's" if self.engine is not None else "own",
+                "startup_seconds": None if self.engine is not None else round(self.gen.stats.startup_seconds, 1),
+                "syncs": self.syncs, "sync_seconds": round(self.sync_seconds, 3),
+                "generate_seconds": round(self.generate_seconds, 3), "tokens": self.tokens}
+
+    def close(self) -> None:
+        shutil.rmtree(self.sync_dir, ignore_errors=True)
+        if self.engine is None:
+            self.gen.close()
+
+
+def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Sequence = (), engine=None) -> Path:
     """Train ``start`` (a model folder or spec) with GRPO on ``data.unlabeled``'s prompts and ``method``'s rewards,
-    under ``cfg.grpo`` (``GRPOSettings``); returns the trained model's folder ``out_dir``.
+    under ``cfg.grpo`` (``GRPOSettings``); returns the trained model's folder ``out_dir``. ``engine``: the loop's
+    running ``Engine``, which ``rollouts: engine`` samples with instead of starting a vLLM engine of its own.
 
     Resumes from ``<out_dir>.checkpoints`` after a kill; a finished ``out_dir`` is returned as it is."""
     import torch
@@ -256,12 +340,21 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     model.train()
     rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)
     args = grpo_args(settings, ckpt_dir, weights, rollouts, batch)
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=tok, callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
-    indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    roll = (EngineRollouts(start, cfg, settings, ckpt_dir / "engine-weights", resumed=last is not None, engine=engine)
+            if rollouts == "engine" else None)
+    if roll is not None:
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func's "experimental" warning, once a run
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
+                          processing_class=tok, rollout_func=roll,
+                          callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
+    indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    finally:
+        if roll is not None:
+            roll.close()
     seconds = time.perf_counter() - t0
     if not trainer.accelerator.is_main_process:
         trainer.accelerator.wait_for_everyone()
@@ -275,6 +368,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
         write_json(tmp / "grpo.json", {
             "method": method.name, "start": str(start), "prompts": len(rows), "task": data.task.name,
             "settings": asdict(settings) | {"rollouts": rollouts}, "rewards": [list(r) for r in method.rewards],
+            "rollout_engine": None if roll is None else roll.report(),
             "trl_batch": batch, "steps": result.global_step, "train_loss": result.training_loss,
             "seconds": round(seconds, 1), "resumed_from": last,
             "step_seconds": round(sum(e.get("step_time", 0.0) for e in log), 3),

@@ -523,7 +523,8 @@ def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Eng
         if not Path(start, "model.safetensors").exists() and method.init != "m0":
             raise RuntimeError(f"{method.name} starts from {method.init}'s first round: run that method first ({start})")
         model = str(run.path(it, "model"))
-        run.stage(f"{it}/train", [f"{it}/model/model.safetensors"], lambda: _train_grpo(run, it, method, cfg, data, start, log))
+        run.stage(f"{it}/train", [f"{it}/model/model.safetensors"],
+                  lambda: _train_grpo(run, it, method, cfg, data, start, engine, log))
     else:
         trains = method.select != "none"
         model = str(run.path(it, "model")) if trains else sampler
@@ -586,11 +587,16 @@ def _train(run, it, method, cfg, base, log) -> dict:
     return {"rows": len(rows)}
 
 
-def _train_grpo(run, it, method, cfg, data, start, log) -> dict:
+def _train_grpo(run, it, method, cfg, data, start, engine, log) -> dict:
     from hsir.grpo import ledger_entry, train_grpo
 
     log(f"{run.root.name} {it}: GRPO from {start} with rewards {method.rewards}")
-    train_grpo(method, cfg, data, start, run.path(it, "model"))
+    # the loop's engine serves the rollouts when the profile's backend is vLLM (rollouts: engine), else GRPO
+    # starts what it needs itself
+    from hsir.generate import vllm_available
+
+    shared = engine if cfg.backend == "vllm" or (cfg.backend == "auto" and vllm_available()) else None
+    train_grpo(method, cfg, data, start, run.path(it, "model"), engine=shared)
     return ledger_entry(run.path(it, "model"))
 
 

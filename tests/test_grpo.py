@@ -24,7 +24,8 @@ from hsir.selfimprove import load_config, load_data
 pytest.importorskip("trl")
 
 ALL_REWARDS = (("accuracy", 1.0), ("format", 1.0), ("long2short", 1.0), ("cosine", 1.0), ("indiv", 0.2))
-TINY = {"prompts_per_step": 1, "num_generations": 2, "max_completion_length": 10, "lr": 1e-4}
+# TRL's own generation: no vLLM engine start per test (tests/test_vllm_smoke.py trains with rollouts: engine)
+TINY = {"prompts_per_step": 1, "num_generations": 2, "max_completion_length": 10, "lr": 1e-4, "rollouts": "transformers"}
 
 
 def tiny_cfg(tmp_path, loop: dict | None = None, **grpo):
@@ -164,3 +165,16 @@ def test_every_grpo_method_builds_its_rewards(tmp_path, smoke_model):
             assert len(got) == 2 and all(math.isfinite(x) for x in got), (m.name, r.__name__, got)
             if r.__name__ == "accuracy":
                 assert got == [1.0, 0.0]
+
+
+def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
+    """``run_method`` on a GRPO entry: M0 built, GRPO trained from it (rollouts as the profile says), evaluated."""
+    from hsir.selfimprove import run_method
+
+    cfg = tiny_cfg(tmp_path, steps=1)
+    [result] = run_method("GRPO", cfg)
+    folder = cfg.run_root / "methods" / "GRPO" / "iter_1"
+    rep = grpo_report(folder / "model")
+    assert rep["start"] == str(cfg.run_root / "m0") and rep["steps"] == 1
+    assert rep["settings"]["rollouts"] == "transformers" and rep["rollout_engine"] is None
+    assert result["iteration"] == 1 and (folder / "metrics.json").exists()

@@ -2,6 +2,7 @@
 in this process (the CPU default) that samples and swaps in new weights, and one in vLLM's multiprocess mode on
 the new weights, against which the swap is checked (and which swaps back)."""
 
+import math
 import os
 from pathlib import Path
 
@@ -80,6 +81,60 @@ def test_a_folder_of_another_architecture_is_refused(engine, tmp_path):
     assert "weight_swaps" not in engine.stats.extra
 
 
+def test_grpo_rollouts_from_the_engine_follow_the_policy_and_train(engine, tmp_path):
+    """``rollouts: engine``: the rollouts come from the policy's current weights (their log-probabilities are the
+    policy's own after it changed), the same step samples the same tokens (a resumed run repeats them), and TRL
+    trains on them."""
+    from types import SimpleNamespace
+
+    from hsir.grpo import EngineRollouts, grpo_report, grpo_settings, train_grpo
+    from hsir.methods import get_method
+    from hsir.models import load_model
+    from hsir.selfimprove import Engine, load_config, load_data
+
+    cfg = load_config("smoke", {"root": str(tmp_path), "n_unlabeled": 2, "grpo": {
+        "steps": 2, "prompts_per_step": 1, "num_generations": 2, "max_completion_length": 8, "rollouts": "engine"}})
+    loop_engine = Engine(cfg)
+    loop_engine.gen, loop_engine.current = engine, SMOKE
+    policy, tok = load_model(SMOKE, dtype="fp32", device="cpu")
+    trainer = SimpleNamespace(state=SimpleNamespace(global_step=0), processing_class=tok, model=policy,
+                              accelerator=SimpleNamespace(unwrap_model=lambda m: m))
+    roll = EngineRollouts(SMOKE, cfg, grpo_settings(cfg), tmp_path / "sync", resumed=False, engine=loop_engine)
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}]] * 2 + [[{"role": "user", "content": "Hi"}]] * 2
+
+    def policy_logprobs(prompt_ids, completion_ids):
+        ids = torch.tensor([prompt_ids + completion_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(policy(ids).logits[0].float(), -1)
+        return [logp[len(prompt_ids) + k - 1, t].item() for k, t in enumerate(completion_ids)]
+
+    out = roll(prompts, trainer)
+    assert roll.syncs == 0 and len(out["completion_ids"]) == 4  # step 0: the engine already holds the start weights
+    assert out["prompt_ids"][0] == out["prompt_ids"][1] != out["prompt_ids"][2]
+    assert out["prompt_ids"][0] == tok.apply_chat_template(prompts[0], add_generation_prompt=True, tokenize=True,
+                                                           return_dict=True)["input_ids"]
+    assert all(0 < len(c) <= 8 for c in out["completion_ids"]) and out["completion_ids"][0] != out["completion_ids"][1]
+    assert roll(prompts, trainer)["completion_ids"] == out["completion_ids"]  # same step, same seeds
+    with torch.no_grad():  # an optimizer step's worth of change, then the next step's rollouts
+        for p in policy.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(7)) * 0.05)
+    trainer.state.global_step = 1
+    new = roll(prompts, trainer)
+    assert roll.syncs == 1 and loop_engine.current is None  # the engine holds no saved model's weights now
+    for p_ids, c_ids, lps in zip(new["prompt_ids"], new["completion_ids"], new["logprobs"], strict=True):
+        assert lps == pytest.approx(policy_logprobs(p_ids, c_ids), abs=1e-3)
+    roll.close()
+    assert not (tmp_path / "sync").exists() and engine.llm is not None  # the loop's engine stays up
+
+    out_dir = tmp_path / "model"
+    train_grpo(get_method("GRPO"), cfg, load_data(cfg), model_path(SMOKE), out_dir, engine=loop_engine)
+    rep = grpo_report(out_dir)
+    assert rep["settings"]["rollouts"] == "engine" and rep["steps"] == 2
+    assert rep["rollout_engine"]["syncs"] == 1 and rep["rollout_engine"]["tokens"] > 0  # before step 2's rollouts
+    assert all(math.isfinite(e["loss"]) and 0 < e["completions/mean_length"] <= 8 for e in rep["log"] if "reward" in e)
+    loop_engine.use(SMOKE)  # back to the smoke weights for the swap test below
+
+
 def test_weight_swap_matches_a_fresh_engine_and_close_frees_the_engine(engine, retrained):
     ids = engine.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     prompt, cont = ids[:4], ids[4:24]
@@ -92,7 +147,7 @@ def test_weight_swap_matches_a_fresh_engine_and_close_frees_the_engine(engine, r
     first_after = first_token(engine, long_prompt)
     assert 0 < secs < 10
     assert engine.model_spec == retrained
-    assert engine.stats.extra["weight_swaps"] == [{"model_spec": retrained, "seconds": round(secs, 3)}]
+    assert engine.stats.extra["weight_swaps"][-1] == {"model_spec": retrained, "seconds": round(secs, 3)}
     assert max(abs(a - b) for a, b in zip(after, before, strict=True)) > 0.05  # the swap changed the model
 
     rss = rss_gib()
