@@ -333,6 +333,11 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
         settings = replace(settings, bf16=native_bf16())
     rollouts = resolve_rollouts(settings.rollouts)
     batch = settings.trl_batch(int(os.environ.get("WORLD_SIZE", "1")))
+    if rollouts == "engine" and batch["num_processes"] > 1:  # one engine and one weight folder per run
+        if settings.rollouts != "auto":
+            raise ValueError("grpo: rollouts 'engine' runs in one process; use vllm-server or vllm-colocate for "
+                             f"{batch['num_processes']} processes")
+        rollouts = "transformers"
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
 
     score_completion_tokens_only()

@@ -117,13 +117,17 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert not (tmp_path / "model.checkpoints").exists()
 
 
-def test_unknown_grpo_setting_fails_naming_it(tmp_path):
+def test_unknown_grpo_setting_fails_naming_it(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="bogus_knob"):
         cfg = load_config("smoke", {"root": str(tmp_path), "grpo": {"bogus_knob": 1}})
         train_grpo(get_method("GRPO"), cfg, None, start_model(), tmp_path / "model")
     assert not (tmp_path / "model").exists()
     with pytest.raises(ValueError, match="rollouts"):
         GRPOSettings(rollouts="sglang")
+    two = tiny_cfg(tmp_path, prompts_per_step=2, rollouts="engine")
+    with monkeypatch.context() as m, pytest.raises(ValueError, match="one process"):
+        m.setenv("WORLD_SIZE", "2")
+        train_grpo(get_method("GRPO"), two, load_data(two), start_model(), tmp_path / "model")
     with pytest.raises(ValueError, match="prompts_per_micro_batch"):
         GRPOSettings(prompts_per_step=14, prompts_per_micro_batch=4)
 
