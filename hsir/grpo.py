@@ -68,27 +68,6 @@ from hsir.train import score_completion_tokens_only, settings_from, trl_args
 ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server", "engine")
 DTYPES = ("fp32", "bf16")
 
-# The paper's Table 5 (Qwen2.5, MedQA / GSM8K accuracy %, overall accuracy and mean output tokens) and Table 7
-# (GSM8K accuracy %), printed as written. Table 5's relative-token arrows do not all fit its own numbers (CosFn
-# "↓0.86%": 966 vs 974 is 0.82%), and the appendix's "from 1,540 to 987 average tokens" does not match the
-# table's 974 for GRPO: flagged, not corrected.
-PAPER_TABLE_5 = {
-    "GRPO": {"1.5B MedQA": 46.34, "1.5B GSM8K": 73.08, "3B MedQA": 57.03, "3B GSM8K": 82.49, "7B MedQA": 66.46,
-             "7B GSM8K": 89.61, "accuracy": 69.17, "tokens": 974},
-    "GRPO+Long2Short": {"1.5B MedQA": 46.50, "1.5B GSM8K": 72.63, "3B MedQA": 58.21, "3B GSM8K": 82.26,
-                        "7B MedQA": 66.14, "7B GSM8K": 91.13, "accuracy": 69.48, "tokens": 668},
-    "GRPO+CosFn": {"1.5B MedQA": 47.96, "1.5B GSM8K": 71.72, "3B MedQA": 55.22, "3B GSM8K": 82.93, "7B MedQA": 63.71,
-                   "7B GSM8K": 89.31, "accuracy": 68.48, "tokens": 966},
-    "H-GRPO": {"1.5B MedQA": 48.15, "1.5B GSM8K": 74.60, "3B MedQA": 58.98, "3B GSM8K": 83.09, "7B MedQA": 68.03,
-               "7B GSM8K": 91.43, "accuracy": 70.71, "tokens": 710},
-}
-PAPER_TABLE_7 = {
-    "HSIR-SFT": {"1.5B GSM8K": 71.72, "3B GSM8K": 86.13, "7B GSM8K": 88.78},
-    "H-GRPO": {"1.5B GSM8K": 74.60, "3B GSM8K": 83.09, "7B GSM8K": 91.43},
-    "HSIR-SFT+H-GRPO": {"1.5B GSM8K": 76.72, "3B GSM8K": 87.11, "7B GSM8K": 91.58},
-}
-
-
 @dataclass(frozen=True)
 class GRPOSettings:
     """One GRPO run's settings (``LoopConfig.grpo``, i.e. the ``grpo:`` mapping of ``selfimprove.yaml``).

@@ -27,6 +27,7 @@ entry's idea; the STaR entry is the table's "1 greedy, keep correct".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SAMPLINGS = ("none", "K", "greedy", "budget", "guideline")
@@ -125,6 +126,19 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def run_order(names: Sequence[str]) -> list[str]:
+    """``names`` in an order that can run: a method that starts from another method's first round
+    (HSIR-SFT+H-GRPO from HSIR-SFT) comes after that method, which is added when missing."""
+    order: list[str] = []
+    for name in names:
+        init = get_method(name).init
+        if init not in ("base", "previous", "m0") and init not in order:
+            order.append(init)
+        if name not in order:
+            order.append(name)
+    return order
 
 
 def table():

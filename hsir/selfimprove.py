@@ -619,16 +619,55 @@ def round_result(it_dir: Path) -> dict:
     return out
 
 
-def results_table(cfg: LoopConfig, methods: Sequence[str]):
-    """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders."""
+def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None):
+    """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders: accuracy in % with its
+    95% interval, and for GRPO rounds their steps, rollout tokens and InDiv reward seconds. ``paper`` ("1a", "5",
+    "7") puts that table's numbers beside each row; ``tokens_vs`` adds each row's mean output tokens relative to
+    that method's first round (Table 5's "↓ tokens" column)."""
     import pandas as pd
 
+    from hsir import paper as paper_tables
+    from hsir.grpo import ledger_entry
+
+    if paper is not None:
+        paper_tables.check_table(paper)
     rows = []
     for name in methods:
+        grpo = get_method(name).trainer == "grpo"
         for it in sorted((cfg.run_root / "methods" / name).glob("iter_*"), key=lambda p: int(p.name[5:])):
             if (it / "metrics.json").exists():
-                rows.append(round_result(it) | {"method": name, "iteration": int(it.name[5:])})
-    return pd.DataFrame(rows)
+                row = round_result(it) | {"method": name, "iteration": int(it.name[5:])}
+                if grpo:
+                    cost = ledger_entry(it / "model")
+                    row |= {"grpo steps": cost["steps"], "rollout tokens": cost["tokens"],
+                            "InDiv reward s": cost["indiv_seconds"]}
+                rows.append(row)
+    res = pd.DataFrame(rows)
+    if res.empty:
+        return res
+    res["accuracy (%)"] = (res["accuracy"] * 100).round(2)
+    res["95% CI"] = [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi in res["accuracy_ci95"]]
+    if tokens_vs is not None and tokens_vs in set(res["method"]):
+        base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
+        res[f"tokens vs {tokens_vs} (%)"] = ((res["mean_tokens"] / base - 1) * 100).round(1)
+    if paper is not None:
+        res = pd.concat([res, paper_tables.beside(paper, res["method"], res["iteration"])], axis=1)
+    return res
+
+
+TABLE_COLUMNS = ("method", "iteration", "accuracy (%)", "95% CI", "mean_tokens", "truncation_rate", "data_tokens",
+                 "kept", "pairs", "grpo steps")
+
+
+def table_view(res, extra: Sequence[str] = ()):
+    """The columns a results table is read by (those present), then ``extra`` ones, then the paper's."""
+    cols = [c for c in (*TABLE_COLUMNS, *extra) if c in res] + [c for c in res if c.startswith("paper ")]
+    return res[cols]
+
+
+def table_text(res) -> str:
+    """A results table as plain text, for a terminal or a note."""
+    return "(no finished rounds)" if res.empty else table_view(res).to_string(index=False)
 
 
 def ledger_table(cfg: LoopConfig, methods: Sequence[str]):
@@ -642,11 +681,23 @@ def ledger_table(cfg: LoopConfig, methods: Sequence[str]):
     return pd.DataFrame(rows)
 
 
+def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
+    """Seconds per stage (sample, select, train, eval) summed over rounds, one row per method."""
+    ledger = ledger_table(cfg, methods)
+    if ledger.empty:
+        return ledger
+    stage = ledger["stage"].str.split("/").str[1]
+    return ledger.pivot_table(index="method", columns=stage, values="seconds", aggfunc="sum", sort=False).round(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run methods of the self-improvement loop outside notebooks.")
     ap.add_argument("--profile", default="embedded")
     ap.add_argument("--method", nargs="+", required=True, help="names from hsir.methods.METHODS")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override a loop setting")
+    ap.add_argument("--table", nargs="?", const="", choices=("1a", "5", "7"), metavar="PAPER",
+                    help="print the methods' finished rounds from their run folders instead of running anything; "
+                         "PAPER (1a, 5 or 7) puts that table of the paper beside them")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -661,6 +712,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in METHODS:
             ap.error(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     cfg = load_config(args.profile, overrides)
+    if args.table is not None:
+        print(table_text(results_table(cfg, args.method, paper=args.table or None)))
+        return 0
     engine = Engine(cfg)
     try:
         for name in args.method:

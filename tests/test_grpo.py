@@ -173,7 +173,7 @@ def test_every_grpo_method_builds_its_rewards(tmp_path, smoke_model):
 
 def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
     """``run_method`` on a GRPO entry: M0 built, GRPO trained from it (rollouts as the profile says), evaluated."""
-    from hsir.selfimprove import run_method
+    from hsir.selfimprove import results_table, run_method
 
     cfg = tiny_cfg(tmp_path, steps=1)
     [result] = run_method("GRPO", cfg)
@@ -182,3 +182,6 @@ def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
     assert rep["start"] == str(cfg.run_root / "m0") and rep["steps"] == 1
     assert rep["settings"]["rollouts"] == "transformers" and rep["rollout_engine"] is None
     assert result["iteration"] == 1 and (folder / "metrics.json").exists()
+    [row] = results_table(cfg, ["GRPO"], paper="5", tokens_vs="GRPO").to_dict("records")
+    assert row["grpo steps"] == 1 and row["rollout tokens"] > 0 and row["tokens vs GRPO (%)"] == 0.0
+    assert row["paper GSM8K (1.5B)"] == 73.08 and row["paper overall tokens"] == 974  # the paper's Table 5

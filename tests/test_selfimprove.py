@@ -7,7 +7,7 @@ import pytest
 
 from hsir import selfimprove
 from hsir.generate import Completion, GenStats
-from hsir.methods import METHODS, get_method
+from hsir.methods import METHODS, get_method, run_order
 from hsir.runs import read_json, read_jsonl
 from hsir.selfimprove import LoopConfig, load_config, results_table, run_method
 from hsir.tasks import get_task
@@ -120,8 +120,30 @@ def test_methods_share_m0_samples_and_a_rerun_redoes_nothing(tmp_path, scripted)
     run_method("ReST-EM", cfg, log=lambda _: None)
     assert sum(len(g.calls) for g in scripted) == before  # every stage skipped on rerun
     assert (tmp_path / "methods" / "ReST-EM" / "ledger.jsonl").read_text() == ledger
-    table = results_table(cfg, ["ReST-EM", "InDiv-only"])
+    table = results_table(cfg, ["ReST-EM", "InDiv-only"], paper="1a")
     assert list(table["method"]) == ["ReST-EM", "InDiv-only"] and (table["accuracy"] == 0.5).all()
+    lo, hi = table["accuracy_ci95"][0]
+    assert table["accuracy (%)"][0] == 50.0 and table["95% CI"][0] == f"[{lo * 100:.1f}, {hi * 100:.1f}]"
+    assert table["paper GSM8K (1.5B)"][0] == 69.75  # ReST-EM round 1 in the paper's Table 1a
+    assert table["paper GSM8K (1.5B)"].isna()[1]  # the paper has no InDiv-only row in Table 1a
+
+
+def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scripted, monkeypatch, capsys):
+    cfg = smoke_cfg(tmp_path, T=1)
+    run_method("ReST-EM", cfg, log=lambda _: None)
+    monkeypatch.setattr(selfimprove, "Engine", lambda *a: pytest.fail("--table must not start an engine"))
+    calls, _ = sum(len(g.calls) for g in scripted), capsys.readouterr()
+    argv = ["--profile", "smoke", "--set", f"root={tmp_path}", "T=1", "--method", "ReST-EM", "STaR", "--table", "1a"]
+    assert selfimprove.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(len(g.calls) for g in scripted) == calls
+    assert "95% CI" in out[0] and "paper GSM8K (1.5B)" in out[0]
+    assert len(out) == 2 and out[1].split()[:2] == ["ReST-EM", "1"]  # STaR has no finished round: no row
+    with pytest.raises(SystemExit):
+        selfimprove.main(argv[:-1] + ["1b"])
+    assert "invalid choice: '1b'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="valid: 1a, 5, 7"):
+        results_table(cfg, ["ReST-EM"], paper="1b")
 
 
 def test_iterations_sample_from_the_previous_round_and_train_from_m(tmp_path, scripted):
@@ -180,6 +202,9 @@ def test_every_method_entry_is_valid_and_the_table_lists_them():
     assert {"SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT", "answer-driven",
             "VeriExit-only", "InDiv-only", "length-driven"} <= set(METHODS)
     assert list(table().index) == list(METHODS)
+    # a method that starts from another's first round runs after it; the other is added when missing
+    assert run_order(["HSIR-SFT+H-GRPO", "GRPO"]) == ["HSIR-SFT", "HSIR-SFT+H-GRPO", "GRPO"]
+    assert run_order(["GRPO", "HSIR-SFT", "HSIR-SFT+H-GRPO"]) == ["GRPO", "HSIR-SFT", "HSIR-SFT+H-GRPO"]
     with pytest.raises(ValueError, match="select='best'"):
         Method("x", "", select="best")
 
