@@ -45,6 +45,21 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, lev
     return float(lo), float(hi)
 
 
+def paired_difference(a: dict[str, bool], b: dict[str, bool], n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> dict:
+    """Accuracy of model a minus model b on the problems both answered (qid -> correct), with a paired bootstrap
+    interval: problems are resampled once for both, so what the two share (a problem's difficulty) cancels and the
+    interval is narrower than the two accuracies' intervals suggest. ``a_only``/``b_only``: the discordant
+    problems, a right where b is wrong and the reverse (McNemar's counts)."""
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        raise ValueError("paired_difference: the two evaluations share no problem")
+    d = np.array([float(a[q]) - float(b[q]) for q in common])
+    lo, hi = bootstrap_ci(d, n_boot, seed, level)
+    return {"n": len(common), "diff": float(d.mean()), "diff_ci95": [lo, hi], "a_only": int((d > 0).sum()),
+            "b_only": int((d < 0).sum())}
+
+
 def summarize(rows: Sequence[dict]) -> dict:
     if not rows:
         nan = float("nan")

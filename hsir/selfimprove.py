@@ -606,6 +606,12 @@ def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:
     return {"tokens": int(m["mean_tokens"] * m["n"])}
 
 
+def round_correct(it_dir: Path) -> dict[str, bool]:
+    """qid -> correct for a round's greedy evaluation (its first evaluated task)."""
+    label = next(iter(read_json(it_dir / "metrics.json")))
+    return {r["qid"]: bool(r["correct"]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")}
+
+
 def round_result(it_dir: Path) -> dict:
     """One round's row of a results table, from its artifacts alone."""
     metrics = next(iter(read_json(it_dir / "metrics.json").values()))
@@ -619,18 +625,29 @@ def round_result(it_dir: Path) -> dict:
     return out
 
 
-def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None):
+def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None,
+                  vs: str | None = None):
     """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders: accuracy in % with its
     95% interval, and for GRPO rounds their steps, rollout tokens and InDiv reward seconds. ``paper`` ("1a", "5",
     "7") puts that table's numbers beside each row; ``tokens_vs`` adds each row's mean output tokens relative to
-    that method's first round (Table 5's "↓ tokens" column)."""
+    that method's first round (Table 5's "↓ tokens" column); ``vs`` adds each row's accuracy minus that method's
+    first round's on the same test problems, with a paired interval and the discordant counts
+    (``evaluate.paired_difference``): with 128 test problems two accuracies' intervals overlap at differences the
+    paired one resolves."""
     import pandas as pd
 
     from hsir import paper as paper_tables
+    from hsir.evaluate import paired_difference
     from hsir.grpo import ledger_entry
 
     if paper is not None:
         paper_tables.check_table(paper)
+    ref = None
+    if vs is not None:
+        ref_dir = cfg.run_root / "methods" / get_method(vs).name / "iter_1"
+        if not (ref_dir / "metrics.json").exists():
+            raise FileNotFoundError(f"no evaluated first round of {vs} to compare with: {ref_dir}/metrics.json")
+        ref = round_correct(ref_dir)
     rows = []
     for name in methods:
         grpo = get_method(name).trainer == "grpo"
@@ -641,6 +658,11 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
                     cost = ledger_entry(it / "model")
                     row |= {"grpo steps": cost["steps"], "rollout tokens": cost["tokens"],
                             "InDiv reward s": cost["indiv_seconds"]}
+                if ref is not None:
+                    d = paired_difference(round_correct(it), ref)
+                    lo, hi = d["diff_ci95"]
+                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": f"[{lo * 100:.1f}, {hi * 100:.1f}]",
+                            "right/wrong only here": f"{d['a_only']}/{d['b_only']}"}
                 rows.append(row)
     res = pd.DataFrame(rows)
     if res.empty:
@@ -660,8 +682,10 @@ TABLE_COLUMNS = ("method", "iteration", "accuracy (%)", "95% CI", "mean_tokens",
 
 
 def table_view(res, extra: Sequence[str] = ()):
-    """The columns a results table is read by (those present), then ``extra`` ones, then the paper's."""
-    cols = [c for c in (*TABLE_COLUMNS, *extra) if c in res] + [c for c in res if c.startswith("paper ")]
+    """The columns a results table is read by (those present), then ``extra`` ones, the paired comparison's and
+    the paper's."""
+    cols = ([c for c in (*TABLE_COLUMNS, *extra) if c in res] + [c for c in res if c.startswith("vs ")]
+            + [c for c in ("right/wrong only here",) if c in res] + [c for c in res if c.startswith("paper ")])
     return res[cols]
 
 
@@ -698,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", nargs="?", const="", choices=("1a", "5", "7"), metavar="PAPER",
                     help="print the methods' finished rounds from their run folders instead of running anything; "
                          "PAPER (1a, 5 or 7) puts that table of the paper beside them")
+    ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
+                                                   "paired on the same test problems (e.g. SFT-Initial, i.e. M0)")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -713,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     cfg = load_config(args.profile, overrides)
     if args.table is not None:
-        print(table_text(results_table(cfg, args.method, paper=args.table or None)))
+        print(table_text(results_table(cfg, args.method, paper=args.table or None, vs=args.vs)))
         return 0
     engine = Engine(cfg)
     try:

@@ -126,6 +126,23 @@ def test_methods_share_m0_samples_and_a_rerun_redoes_nothing(tmp_path, scripted)
     assert table["accuracy (%)"][0] == 50.0 and table["95% CI"][0] == f"[{lo * 100:.1f}, {hi * 100:.1f}]"
     assert table["paper GSM8K (1.5B)"][0] == 69.75  # ReST-EM round 1 in the paper's Table 1a
     assert table["paper GSM8K (1.5B)"].isna()[1]  # the paper has no InDiv-only row in Table 1a
+    paired = results_table(cfg, ["ReST-EM", "InDiv-only"], vs="ReST-EM")
+    assert list(paired["vs ReST-EM (pts)"]) == [0.0, 0.0] and paired["right/wrong only here"][1] == "0/0"
+    with pytest.raises(FileNotFoundError, match="STaR"):
+        results_table(cfg, ["ReST-EM"], vs="STaR")
+
+
+def test_paired_difference_resamples_problems_once_for_both():
+    from hsir.evaluate import paired_difference
+
+    a = {f"q{i}": i < 60 for i in range(100)}  # right on 0-59
+    b = {f"q{i}": 10 <= i < 60 for i in range(100)} | {"extra": True}  # right on 10-59; a problem a lacks
+    d = paired_difference(a, b)
+    assert d["n"] == 100 and d["diff"] == pytest.approx(0.10) and (d["a_only"], d["b_only"]) == (10, 0)
+    lo, hi = d["diff_ci95"]
+    assert 0 < lo < 0.10 < hi < 0.2  # a never worse: the paired interval stays above 0
+    with pytest.raises(ValueError, match="share no problem"):
+        paired_difference({"x": True}, {"y": True})
 
 
 def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scripted, monkeypatch, capsys):
