@@ -668,6 +668,7 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
     if res.empty:
         return res
     res["accuracy (%)"] = (res["accuracy"] * 100).round(2)
+    res["mean_tokens"] = res["mean_tokens"].round(1)
     res["95% CI"] = [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi in res["accuracy_ci95"]]
     if tokens_vs is not None and tokens_vs in set(res["method"]):
         base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
