@@ -65,20 +65,19 @@ def table_7_row(method: str) -> dict:
     return {f"paper {k}": v for k, v in TABLE_7.get(method, {}).items()}
 
 
-def _row(table: str, method: str, iteration: int) -> dict:
-    if table == "1a":
-        from hsir.methods import get_method
+def _table_1a(method: str, iteration: int) -> dict:
+    from hsir.methods import get_method
 
-        return table_1a_row(method, iteration, get_method(method).iterative)
-    return table_5_row(method) if table == "5" else table_7_row(method)
+    return table_1a_row(method, iteration, get_method(method).iterative)
 
 
-TABLES = ("1a", "5", "7")
+# table name -> (method, iteration) -> the paper's columns for that row
+ROWS = {"1a": _table_1a, "5": lambda m, t: table_5_row(m), "7": lambda m, t: table_7_row(m)}
 
 
 def check_table(table: str) -> None:
-    if table not in TABLES:
-        raise ValueError(f"paper table {table!r}; valid: {', '.join(TABLES)}")
+    if table not in ROWS:
+        raise ValueError(f"paper table {table!r}; valid: {', '.join(ROWS)}")
 
 
 def beside(table: str, methods: Sequence[str], iterations: Sequence[int]):
@@ -87,4 +86,4 @@ def beside(table: str, methods: Sequence[str], iterations: Sequence[int]):
     import pandas as pd
 
     check_table(table)
-    return pd.DataFrame([_row(table, m, t) for m, t in zip(methods, iterations, strict=True)])
+    return pd.DataFrame([ROWS[table](m, t) for m, t in zip(methods, iterations, strict=True)])

@@ -625,6 +625,10 @@ def round_result(it_dir: Path) -> dict:
     return out
 
 
+def _percent_interval(lo: float, hi: float) -> str:
+    return f"[{lo * 100:.1f}, {hi * 100:.1f}]"
+
+
 def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None,
                   vs: str | None = None):
     """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders: accuracy in % with its
@@ -661,18 +665,18 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
                 if ref is not None:
                     d = paired_difference(round_correct(it), ref)
                     lo, hi = d["diff_ci95"]
-                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": f"[{lo * 100:.1f}, {hi * 100:.1f}]",
+                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": _percent_interval(lo, hi),
                             "right/wrong only here": f"{d['a_only']}/{d['b_only']}"}
                 rows.append(row)
     res = pd.DataFrame(rows)
     if res.empty:
         return res
     res["accuracy (%)"] = (res["accuracy"] * 100).round(2)
-    res["mean_tokens"] = res["mean_tokens"].round(1)
-    res["95% CI"] = [f"[{lo * 100:.1f}, {hi * 100:.1f}]" for lo, hi in res["accuracy_ci95"]]
+    res["95% CI"] = [_percent_interval(lo, hi) for lo, hi in res["accuracy_ci95"]]
     if tokens_vs is not None and tokens_vs in set(res["method"]):
         base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
         res[f"tokens vs {tokens_vs} (%)"] = ((res["mean_tokens"] / base - 1) * 100).round(1)
+    res["mean_tokens"] = res["mean_tokens"].round(1)
     if paper is not None:
         res = pd.concat([res, paper_tables.beside(paper, res["method"], res["iteration"])], axis=1)
     return res
@@ -716,11 +720,13 @@ def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hsir import paper as paper_tables
+
     ap = argparse.ArgumentParser(description="Run methods of the self-improvement loop outside notebooks.")
     ap.add_argument("--profile", default="embedded")
     ap.add_argument("--method", nargs="+", required=True, help="names from hsir.methods.METHODS")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override a loop setting")
-    ap.add_argument("--table", nargs="?", const="", choices=("1a", "5", "7"), metavar="PAPER",
+    ap.add_argument("--table", nargs="?", const="", choices=tuple(paper_tables.ROWS), metavar="PAPER",
                     help="print the methods' finished rounds from their run folders instead of running anything; "
                          "PAPER (1a, 5 or 7) puts that table of the paper beside them")
     ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
