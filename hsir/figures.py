@@ -39,7 +39,7 @@ def correct_count_histogram(counts: Mapping[str, int], k: int, title: str = ""):
 def figure_2(histograms: Mapping[str, Mapping[str, int]], k: int, levels, ablation):
     """Paper Fig. 2: correct-count histograms per model (left), the four-level split of the self-generated data
     (middle, ``analysis.level_split``), and accuracy with its 95% interval and output tokens of SFT on one
-    solution per query chosen four ways (right, a ``selfimprove.results_table``)."""
+    solution per query chosen four ways (right, a ``results.results_table``)."""
     import numpy as np
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))

@@ -1,7 +1,7 @@
 """The paper's own numbers, as printed, for tables that show them beside the kit's measurements.
 
-Copied from the paper's Tables 1a, 5 and 7 (Qwen2.5). Printed as written, inconsistencies included (DESIGN §3);
-`beside` lines them up with the rows of a `selfimprove.results_table`.
+Copied from the paper's Tables 1a, 1b, 3, 5 and 7 (Qwen2.5). Printed as written, inconsistencies included (DESIGN §3);
+`beside` lines them up with the rows of a `results.results_table`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,41 @@ TABLE_1A = {
 }
 
 
-def table_1a_row(method: str, iteration: int, iterative: bool) -> dict:
-    """The paper's numbers for one row of Table 1a (empty where the paper has none)."""
-    row = TABLE_1A.get(method, {}).get(iteration if iterative else 0)
+def table_1_row(table: dict, method: str, iteration: int, iterative: bool) -> dict:
+    """The paper's numbers for one row of Table 1a or 1b (``TABLE_1A`` / ``TABLE_1B``; empty where it has none)."""
+    row = table.get(method, {}).get(iteration if iterative else 0)
     if row is None:
         return {}
     return {"paper GSM8K (1.5B)": row[0], "paper overall acc": row[1], "paper overall tokens": row[2]}
+
+
+# Table 1b (iterative DPO): the same columns as 1a; its SFT-Initial row is Table 1's shared one.
+TABLE_1B = {
+    "SFT-Initial": TABLE_1A["SFT-Initial"],
+    "IRPO": {1: (70.51, 66.43, 1359), 2: (75.51, 67.96, 1294), 3: (75.36, 68.00, 1271)},
+    "HSIR-DPO": {1: (75.36, 70.86, 1007), 2: (76.65, 72.16, 921), 3: (78.09, 73.35, 885)},
+}
+
+# Table 3 (ablations, Qwen2.5-1.5B after one SFT round): method -> (MedQA acc, MedQA tokens, GSM8K acc, GSM8K tokens).
+# Its SFT-Initial, STaR, ReST-EM and HSIR-SFT rows report tokens per task, so they differ from Table 1a's overall ones.
+TABLE_3 = {
+    "SFT-Initial": (38.10, 1779, 63.99, 1666),
+    "STaR": (35.98, 1651, 69.75, 1377),
+    "ReST-EM": (41.63, 1424, 69.75, 1382),
+    "HSIR-SFT": (45.33, 1064, 71.72, 1181),
+    "answer-driven": (41.63, 1421, 69.29, 1433),
+    "VeriExit-only": (44.46, 1293, 70.74, 1361),
+    "length-driven": (42.36, 1321, 70.66, 1266),
+    "InDiv-only": (42.66, 1260, 71.34, 1256),
+}
+
+
+def table_3_row(method: str) -> dict:
+    """The paper's Qwen2.5-1.5B GSM8K accuracy and tokens for one row of Table 3 (empty where it has none)."""
+    row = TABLE_3.get(method)
+    if row is None:
+        return {}
+    return {"paper GSM8K (1.5B)": row[2], "paper GSM8K tokens": row[3], "paper MedQA (1.5B)": row[0]}
 
 
 # The paper's Table 5 (Qwen2.5, MedQA / GSM8K accuracy %, overall accuracy and mean output tokens) and Table 7
@@ -65,14 +94,16 @@ def table_7_row(method: str) -> dict:
     return {f"paper {k}": v for k, v in TABLE_7.get(method, {}).items()}
 
 
-def _table_1a(method: str, iteration: int) -> dict:
+def _iterative(method: str) -> bool:
     from hsir.methods import get_method
 
-    return table_1a_row(method, iteration, get_method(method).iterative)
+    return get_method(method).iterative
 
 
 # table name -> (method, iteration) -> the paper's columns for that row
-ROWS = {"1a": _table_1a, "5": lambda m, t: table_5_row(m), "7": lambda m, t: table_7_row(m)}
+ROWS = {"1a": lambda m, t: table_1_row(TABLE_1A, m, t, _iterative(m)),
+        "1b": lambda m, t: table_1_row(TABLE_1B, m, t, _iterative(m)),
+        "3": lambda m, t: table_3_row(m), "5": lambda m, t: table_5_row(m), "7": lambda m, t: table_7_row(m)}
 
 
 def check_table(table: str) -> None:
@@ -81,7 +112,7 @@ def check_table(table: str) -> None:
 
 
 def beside(table: str, methods: Sequence[str], iterations: Sequence[int]):
-    """The paper's columns of Table ``table`` ("1a", "5" or "7") for rows (method, iteration), as a DataFrame
+    """The paper's columns of Table ``table`` ("1a", "1b", "3", "5" or "7") for rows (method, iteration), as a DataFrame
     aligned with them (blank where the paper has no such row)."""
     import pandas as pd
 

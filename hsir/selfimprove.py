@@ -37,6 +37,7 @@ from pathlib import Path
 from hsir.generate import SamplingConfig, greedy, make_generator
 from hsir.methods import Method, get_method
 from hsir.progress import say
+from hsir.results import results_table, round_result, table_text
 from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
 from hsir.sampling import Request, generate_rows, task_requests
 from hsir.tasks import Problem, Task, get_task
@@ -606,119 +607,6 @@ def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:
     return {"tokens": int(m["mean_tokens"] * m["n"])}
 
 
-def round_correct(it_dir: Path) -> dict[str, bool]:
-    """qid -> correct for a round's greedy evaluation (its first evaluated task)."""
-    label = next(iter(read_json(it_dir / "metrics.json")))
-    return {r["qid"]: bool(r["correct"]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")}
-
-
-def round_result(it_dir: Path) -> dict:
-    """One round's row of a results table, from its artifacts alone."""
-    metrics = next(iter(read_json(it_dir / "metrics.json").values()))
-    out = {k: metrics[k] for k in ("accuracy", "accuracy_ci95", "mean_tokens", "truncation_rate", "format_rate",
-                                   "extracted_rate", "n", "backend", "dtype")}
-    samples = it_dir / "samples.jsonl"
-    out["data_tokens"] = sum(r["n_tokens"] for r in read_jsonl(samples)) if samples.exists() else 0
-    for name in ("sampling.json", "selection.json"):
-        if (it_dir / name).exists():
-            out |= read_json(it_dir / name)
-    return out
-
-
-def _percent_interval(lo: float, hi: float) -> str:
-    return f"[{lo * 100:.1f}, {hi * 100:.1f}]"
-
-
-def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None,
-                  vs: str | None = None):
-    """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders: accuracy in % with its
-    95% interval, and for GRPO rounds their steps, rollout tokens and InDiv reward seconds. ``paper`` ("1a", "5",
-    "7") puts that table's numbers beside each row; ``tokens_vs`` adds each row's mean output tokens relative to
-    that method's first round (Table 5's "↓ tokens" column); ``vs`` adds each row's accuracy minus that method's
-    first round's on the same test problems, with a paired interval and the discordant counts
-    (``evaluate.paired_difference``): with 128 test problems two accuracies' intervals overlap at differences the
-    paired one resolves."""
-    import pandas as pd
-
-    from hsir import paper as paper_tables
-    from hsir.evaluate import paired_difference
-    from hsir.grpo import ledger_entry
-
-    if paper is not None:
-        paper_tables.check_table(paper)
-    ref = None
-    if vs is not None:
-        ref_dir = cfg.run_root / "methods" / get_method(vs).name / "iter_1"
-        if not (ref_dir / "metrics.json").exists():
-            raise FileNotFoundError(f"no evaluated first round of {vs} to compare with: {ref_dir}/metrics.json")
-        ref = round_correct(ref_dir)
-    rows = []
-    for name in methods:
-        grpo = get_method(name).trainer == "grpo"
-        for it in sorted((cfg.run_root / "methods" / name).glob("iter_*"), key=lambda p: int(p.name[5:])):
-            if (it / "metrics.json").exists():
-                row = round_result(it) | {"method": name, "iteration": int(it.name[5:])}
-                if grpo:
-                    cost = ledger_entry(it / "model")
-                    row |= {"grpo steps": cost["steps"], "rollout tokens": cost["tokens"],
-                            "InDiv reward s": cost["indiv_seconds"]}
-                if ref is not None:
-                    d = paired_difference(round_correct(it), ref)
-                    lo, hi = d["diff_ci95"]
-                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": _percent_interval(lo, hi),
-                            "right/wrong only here": f"{d['a_only']}/{d['b_only']}"}
-                rows.append(row)
-    res = pd.DataFrame(rows)
-    if res.empty:
-        return res
-    res["accuracy (%)"] = (res["accuracy"] * 100).round(2)
-    res["95% CI"] = [_percent_interval(lo, hi) for lo, hi in res["accuracy_ci95"]]
-    if tokens_vs is not None and tokens_vs in set(res["method"]):
-        base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
-        res[f"tokens vs {tokens_vs} (%)"] = ((res["mean_tokens"] / base - 1) * 100).round(1)
-    res["mean_tokens"] = res["mean_tokens"].round(1)
-    if paper is not None:
-        res = pd.concat([res, paper_tables.beside(paper, res["method"], res["iteration"])], axis=1)
-    return res
-
-
-TABLE_COLUMNS = ("method", "iteration", "accuracy (%)", "95% CI", "mean_tokens", "truncation_rate", "data_tokens",
-                 "kept", "pairs", "grpo steps")
-
-
-def table_view(res, extra: Sequence[str] = ()):
-    """The columns a results table is read by (those present), then ``extra`` ones, the paired comparison's and
-    the paper's."""
-    cols = ([c for c in (*TABLE_COLUMNS, *extra) if c in res] + [c for c in res if c.startswith("vs ")]
-            + [c for c in ("right/wrong only here",) if c in res] + [c for c in res if c.startswith("paper ")])
-    return res[cols]
-
-
-def table_text(res) -> str:
-    """A results table as plain text, for a terminal or a note."""
-    return "(no finished rounds)" if res.empty else table_view(res).to_string(index=False)
-
-
-def ledger_table(cfg: LoopConfig, methods: Sequence[str]):
-    """Seconds and tokens per stage, method and round (where the time went)."""
-    import pandas as pd
-
-    rows = []
-    for name in methods:
-        for entry in Run(cfg.run_root / "methods" / name).ledger():
-            rows.append({"method": name} | entry)
-    return pd.DataFrame(rows)
-
-
-def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
-    """Seconds per stage (sample, select, train, eval) summed over rounds, one row per method."""
-    ledger = ledger_table(cfg, methods)
-    if ledger.empty:
-        return ledger
-    stage = ledger["stage"].str.split("/").str[1]
-    return ledger.pivot_table(index="method", columns=stage, values="seconds", aggfunc="sum", sort=False).round(1)
-
-
 def main(argv: list[str] | None = None) -> int:
     from hsir import paper as paper_tables
 
@@ -728,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override a loop setting")
     ap.add_argument("--table", nargs="?", const="", choices=tuple(paper_tables.ROWS), metavar="PAPER",
                     help="print the methods' finished rounds from their run folders instead of running anything; "
-                         "PAPER (1a, 5 or 7) puts that table of the paper beside them")
+                         "PAPER (1a, 1b, 3, 5 or 7) puts that table of the paper beside them")
     ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
                                                    "paired on the same test problems (e.g. SFT-Initial, i.e. M0)")
     args = ap.parse_args(argv)

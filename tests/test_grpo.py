@@ -173,7 +173,8 @@ def test_every_grpo_method_builds_its_rewards(tmp_path, smoke_model):
 
 def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
     """``run_method`` on a GRPO entry: M0 built, GRPO trained from it (rollouts as the profile says), evaluated."""
-    from hsir.selfimprove import results_table, run_method
+    from hsir.results import results_table
+    from hsir.selfimprove import run_method
 
     cfg = tiny_cfg(tmp_path, steps=1)
     [result] = run_method("GRPO", cfg)

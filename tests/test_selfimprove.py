@@ -8,8 +8,9 @@ import pytest
 from hsir import selfimprove
 from hsir.generate import Completion, GenStats
 from hsir.methods import METHODS, get_method, run_order
+from hsir.results import results_table
 from hsir.runs import read_json, read_jsonl
-from hsir.selfimprove import LoopConfig, load_config, results_table, run_method
+from hsir.selfimprove import LoopConfig, load_config, run_method
 from hsir.tasks import get_task
 
 
@@ -157,10 +158,14 @@ def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scri
     assert "95% CI" in out[0] and "paper GSM8K (1.5B)" in out[0]
     assert len(out) == 2 and out[1].split()[:2] == ["ReST-EM", "1"]  # STaR has no finished round: no row
     with pytest.raises(SystemExit):
-        selfimprove.main(argv[:-1] + ["1b"])
-    assert "invalid choice: '1b'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="valid: 1a, 5, 7"):
-        results_table(cfg, ["ReST-EM"], paper="1b")
+        selfimprove.main(argv[:-1] + ["2"])
+    assert "invalid choice: '2'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="valid: 1a, 1b, 3, 5, 7"):
+        results_table(cfg, ["ReST-EM"], paper="2")
+    # Table 3 (ablations) gives the paper's Qwen2.5-1.5B GSM8K accuracy and tokens; Table 1b has no ReST-EM row
+    [row] = results_table(cfg, ["ReST-EM"], paper="3").to_dict("records")
+    assert (row["paper GSM8K (1.5B)"], row["paper GSM8K tokens"]) == (69.75, 1382)
+    assert "paper GSM8K (1.5B)" not in results_table(cfg, ["ReST-EM"], paper="1b")
 
 
 def test_iterations_sample_from_the_previous_round_and_train_from_m(tmp_path, scripted):
