@@ -106,6 +106,14 @@ ROWS = {"1a": lambda m, t: table_1_row(TABLE_1A, m, t, _iterative(m)),
         "3": lambda m, t: table_3_row(m), "5": lambda m, t: table_5_row(m), "7": lambda m, t: table_7_row(m)}
 
 
+# each table's rows, in the paper's order (what `hsir.results.write_tables` looks for in a profile's run folder)
+METHODS = {"1a": ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT"],
+           "1b": list(TABLE_1B), "3": list(TABLE_3), "5": list(TABLE_5), "7": list(TABLE_7)}
+TITLES = {"1a": "Table 1a: iterative self-improvement SFT", "1b": "Table 1b: iterative self-improvement DPO",
+          "3": "Table 3: ablations (one SFT round)", "5": "Table 5: the GRPO family from M0",
+          "7": "Table 7: HSIR-SFT, H-GRPO and both"}
+
+
 def check_table(table: str) -> None:
     if table not in ROWS:
         raise ValueError(f"paper table {table!r}; valid: {', '.join(ROWS)}")

@@ -7,12 +7,16 @@ needs, so tables can be rebuilt on another machine from a copied folder.
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hsir.methods import get_method
-from hsir.runs import Run, read_json, read_jsonl
+from hsir.runs import Run, read_json, read_jsonl, write_text
 
 if TYPE_CHECKING:
     from hsir.selfimprove import LoopConfig
@@ -89,6 +93,9 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
         base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
         res[f"tokens vs {tokens_vs} (%)"] = ((res["mean_tokens"] / base - 1) * 100).round(1)
     res["mean_tokens"] = res["mean_tokens"].round(1)
+    for col in ("kept", "pairs", "grpo steps", "rollout tokens"):  # counts stay integers where some rows lack them
+        if col in res:
+            res[col] = res[col].astype("Int64")
     if paper is not None:
         res = pd.concat([res, paper_tables.beside(paper, res["method"], res["iteration"])], axis=1)
     return res
@@ -103,7 +110,7 @@ def table_view(res, extra: Sequence[str] = ()):
     the paper's."""
     cols = ([c for c in (*TABLE_COLUMNS, *extra) if c in res] + [c for c in res if c.startswith("vs ")]
             + [c for c in ("right/wrong only here",) if c in res] + [c for c in res if c.startswith("paper ")])
-    return res[cols]
+    return res[list(dict.fromkeys(cols))]
 
 
 def table_text(res) -> str:
@@ -129,3 +136,59 @@ def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
         return ledger
     stage = ledger["stage"].str.split("/").str[1]
     return ledger.pivot_table(index="method", columns=stage, values="seconds", aggfunc="sum", sort=False).round(1)
+
+
+def markdown(res) -> str:
+    """A DataFrame as a GitHub markdown table (blank for missing values)."""
+    import pandas as pd
+
+    cells = [["" if pd.isna(v) else str(v) for v in row] for row in res.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, res.columns)) + " |", "|" + "---|" * len(res.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial") -> str:
+    """Every paper table (``hsir.paper.METHODS``) that has a finished round in ``cfg``'s run folder, as markdown
+    with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``."""
+    from hsir import paper
+
+    have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    parts = [f"# Results of the {cfg.profile} profile",
+             f"Rebuilt from `{cfg.run_root}` by `python -m hsir.results --profile {cfg.profile}` "
+             f"({time.strftime('%Y-%m-%d')}, commit {commit or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
+             f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. The paper's numbers "
+             "(Qwen2.5, as printed) are not the same models or data: read them for direction only."]
+    for table, methods in paper.METHODS.items():
+        res = results_table(cfg, methods, paper=table, vs=vs if have_vs else None,
+                            tokens_vs="GRPO" if table == "5" else None)
+        if res.empty:
+            continue
+        extra = {"3": ["kept", "extra_solutions_gained", "extra_queries_recovered"], "1b": ["pairs"],
+                 "5": ["tokens vs GRPO (%)", "rollout tokens", "InDiv reward s"]}.get(table, [])
+        parts += [f"## {paper.TITLES[table]}", markdown(table_view(res, extra))]
+    text = "\n\n".join(parts) + "\n"
+    write_text(out, text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hsir.selfimprove import ROOT, load_config, parse_sets
+
+    ap = argparse.ArgumentParser(description="Write the paper's tables from a profile's finished runs (markdown).")
+    ap.add_argument("--profile", default="embedded")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="loop settings, e.g. T=2")
+    ap.add_argument("--out", help="default: figures/<profile>/tables.md")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.profile, parse_sets(args.set))
+    out = Path(args.out) if args.out else ROOT / "figures" / args.profile / "tables.md"
+    print(write_tables(cfg, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

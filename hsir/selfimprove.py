@@ -607,6 +607,18 @@ def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:
     return {"tokens": int(m["mean_tokens"] * m["n"])}
 
 
+def parse_sets(items: Sequence[str]) -> dict:
+    """``KEY=VALUE`` overrides of the loop settings; a VALUE that parses as JSON is taken as such (T=2, sft={...})."""
+    overrides = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        try:
+            overrides[k] = json.loads(v)
+        except json.JSONDecodeError:
+            overrides[k] = v
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     from hsir import paper as paper_tables
 
@@ -620,13 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
                                                    "paired on the same test problems (e.g. SFT-Initial, i.e. M0)")
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        k, _, v = item.partition("=")
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+    overrides = parse_sets(args.set)
     from hsir.methods import METHODS
 
     for name in args.method:  # fail at once on a typo, before any work

@@ -166,6 +166,16 @@ def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scri
     [row] = results_table(cfg, ["ReST-EM"], paper="3").to_dict("records")
     assert (row["paper GSM8K (1.5B)"], row["paper GSM8K tokens"]) == (69.75, 1382)
     assert "paper GSM8K (1.5B)" not in results_table(cfg, ["ReST-EM"], paper="1b")
+    # every paper table with a finished round, as markdown, written without running anything
+    from hsir import results
+
+    assert results.main(["--profile", "smoke", "--set", f"root={tmp_path}", "--out", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "## Table 1a" in text and "## Table 3" in text and "## Table 5" not in text  # no GRPO run here
+    row = next(line for line in text.splitlines() if line.startswith("| ReST-EM | 1 |"))
+    kept = read_json(tmp_path / "methods" / "ReST-EM" / "iter_1" / "selection.json")["kept"]
+    assert f"| {kept} |" in row and "| 69.75 |" in row  # counts print as integers; the paper's number beside
+    assert sum(len(g.calls) for g in scripted) == calls
 
 
 def test_iterations_sample_from_the_previous_round_and_train_from_m(tmp_path, scripted):
