@@ -28,6 +28,21 @@ def round_correct(it_dir: Path) -> dict[str, bool]:
     return {r["qid"]: bool(r["correct"]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")}
 
 
+def operation_gaps(it_dir: Path, n_ops: dict[str, int]) -> dict:
+    """Shares of a round's test solutions (synthetic testbed) with fewer / more computation steps than their
+    problem's operations (``synthetic.operation_gap``): whether fewer tokens came from dropped work or dropped
+    redundancy."""
+    from hsir.synthetic import operation_gap
+
+    label = next(iter(read_json(it_dir / "metrics.json")))
+    gaps = [operation_gap(r["text"], n_ops[r["qid"]]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")
+            if r["qid"] in n_ops]
+    if not gaps:
+        return {}
+    return {"fewer steps than ops (%)": round(100 * sum(g < 0 for g in gaps) / len(gaps), 1),
+            "more steps than ops (%)": round(100 * sum(g > 0 for g in gaps) / len(gaps), 1)}
+
+
 def round_result(it_dir: Path) -> dict:
     """One round's row of a results table, from its artifacts alone."""
     metrics = next(iter(read_json(it_dir / "metrics.json").values()))
@@ -48,10 +63,11 @@ def _percent_interval(lo: float, hi: float) -> str:
 def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None,
                   vs: str | None = None):
     """Every finished round of ``methods`` as a DataFrame, rebuilt from the run folders: accuracy in % with its
-    95% interval, and for GRPO rounds their steps, rollout tokens and InDiv reward seconds. ``paper`` ("1a", "1b",
-    "3", "5", "7") puts that table's numbers beside each row; ``tokens_vs`` adds each row's mean output tokens relative to
-    that method's first round (Table 5's "↓ tokens" column); ``vs`` adds each row's accuracy minus that method's
-    first round's on the same test problems, with a paired interval and the discordant counts
+    95% interval, on the synthetic testbed the shares of solutions with fewer / more steps than their problem's
+    operations, and for GRPO rounds their steps, rollout tokens and InDiv reward seconds. ``paper`` ("1a", "1b",
+    "3", "5", "7") puts that table's numbers beside each row; ``tokens_vs`` adds each row's mean output tokens
+    relative to that method's first round (Table 5's "↓ tokens" column); ``vs`` adds each row's accuracy minus
+    that method's first round's on the same test problems, with a paired interval and the discordant counts
     (``evaluate.paired_difference``): with 128 test problems two accuracies' intervals overlap at differences the
     paired one resolves."""
     import pandas as pd
@@ -68,12 +84,17 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
         if not (ref_dir / "metrics.json").exists():
             raise FileNotFoundError(f"no evaluated first round of {vs} to compare with: {ref_dir}/metrics.json")
         ref = round_correct(ref_dir)
+    n_ops = {}
+    if cfg.task == "synthetic":  # the testbed knows each problem's operations
+        from hsir.tasks import get_task
+
+        n_ops = {p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
     rows = []
     for name in methods:
         grpo = get_method(name).trainer == "grpo"
         for it in sorted((cfg.run_root / "methods" / name).glob("iter_*"), key=lambda p: int(p.name[5:])):
             if (it / "metrics.json").exists():
-                row = round_result(it) | {"method": name, "iteration": int(it.name[5:])}
+                row = round_result(it) | {"method": name, "iteration": int(it.name[5:])} | operation_gaps(it, n_ops)
                 if grpo:
                     cost = ledger_entry(it / "model")
                     row |= {"grpo steps": cost["steps"], "rollout tokens": cost["tokens"],
@@ -101,8 +122,8 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
     return res
 
 
-TABLE_COLUMNS = ("method", "iteration", "accuracy (%)", "95% CI", "mean_tokens", "truncation_rate", "data_tokens",
-                 "kept", "pairs", "grpo steps")
+TABLE_COLUMNS = ("method", "iteration", "accuracy (%)", "95% CI", "mean_tokens", "fewer steps than ops (%)",
+                 "more steps than ops (%)", "truncation_rate", "data_tokens", "kept", "pairs", "grpo steps")
 
 
 def table_view(res, extra: Sequence[str] = ()):

@@ -626,12 +626,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="embedded")
     ap.add_argument("--method", nargs="+", required=True, help="names from hsir.methods.METHODS")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override a loop setting")
-    ap.add_argument("--table", nargs="?", const="", choices=tuple(paper_tables.ROWS), metavar="PAPER",
+    ap.add_argument("--table", nargs="?", const="", metavar="PAPER",
                     help="print the methods' finished rounds from their run folders instead of running anything; "
                          "PAPER (1a, 1b, 3, 5 or 7) puts that table of the paper beside them")
     ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
                                                    "paired on the same test problems (e.g. SFT-Initial, i.e. M0)")
     args = ap.parse_args(argv)
+    if args.table and args.table not in paper_tables.ROWS:  # not argparse's choices: a bare --table is valid
+        ap.error(f"--table {args.table!r}: no such paper table; valid: {', '.join(paper_tables.ROWS)}")
     overrides = parse_sets(args.set)
     from hsir.methods import METHODS
 

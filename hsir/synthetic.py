@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hsir.traces import format_trace
+from hsir.traces import format_trace, split_steps
 
 SIZES = {"seed": 400, "unlabeled": 2000, "test": 500}
 REDUNDANT_SHARE = 0.3
@@ -124,6 +124,14 @@ def rechecks(text: str) -> bool:
     """Does a solution re-check itself the way the planted redundancy does (a model trained on the seed traces
     learns it)? The label for a model's own samples in the InDiv analysis."""
     return any(phrase in text for phrase in RECHECK_OPEN)
+
+
+def operation_gap(text: str, n_ops: int) -> int:
+    """Computation steps in a solution's reasoning (steps that show an equation) minus the problem's operations,
+    which the testbed knows: below 0 the solution skipped operations (under-thinking), above 0 it added some or
+    re-derived them in a re-check (overthinking). Tells a shorter solution that drops redundancy from one that
+    drops work, which token counts alone cannot."""
+    return sum("=" in step for step in split_steps(text)) - n_ops
 
 
 def trace(s: Spec, redundant: bool = False) -> str:

@@ -159,7 +159,9 @@ def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scri
     assert len(out) == 2 and out[1].split()[:2] == ["ReST-EM", "1"]  # STaR has no finished round: no row
     with pytest.raises(SystemExit):
         selfimprove.main(argv[:-1] + ["2"])
-    assert "invalid choice: '2'" in capsys.readouterr().err
+    assert "--table '2': no such paper table; valid: 1a, 1b, 3, 5, 7" in capsys.readouterr().err
+    assert selfimprove.main(argv[:-1]) == 0  # a bare --table: ours only, no paper columns
+    assert "paper" not in capsys.readouterr().out
     with pytest.raises(ValueError, match="valid: 1a, 1b, 3, 5, 7"):
         results_table(cfg, ["ReST-EM"], paper="2")
     # Table 3 (ablations) gives the paper's Qwen2.5-1.5B GSM8K accuracy and tokens; Table 1b has no ReST-EM row

@@ -58,3 +58,13 @@ def test_rechecks_labels_exactly_the_planted_redundancy():
     assert all(synthetic.rechecks(p.meta["redundant_trace"]) for p in seed)
     assert not any(synthetic.rechecks(p.meta["clean_trace"]) for p in seed)
     assert [synthetic.rechecks(p.reasoning) for p in seed] == [p.meta["redundant"] for p in seed]
+
+
+def test_operation_gap_counts_skipped_and_repeated_operations():
+    p = get_task("synthetic").load("seed", limit=1)[0]
+    n = p.meta["n_ops"]
+    assert synthetic.operation_gap(p.meta["clean_trace"], n) == 0
+    assert synthetic.operation_gap(p.meta["redundant_trace"], n) == n  # the re-check re-derives every operation
+    steps = split_steps(p.meta["clean_trace"])
+    skipped = "<think>\n" + "\n\n".join(steps[:1] + steps[2:]) + "\n</think>"  # one operation left out
+    assert synthetic.operation_gap(skipped, n) == -1
