@@ -22,10 +22,15 @@ if TYPE_CHECKING:
     from hsir.selfimprove import LoopConfig
 
 
-def round_correct(it_dir: Path) -> dict[str, bool]:
-    """qid -> correct for a round's greedy evaluation (its first evaluated task)."""
+def eval_rows(it_dir: Path) -> list[dict]:
+    """A round's greedy evaluation rows (its first evaluated task)."""
     label = next(iter(read_json(it_dir / "metrics.json")))
-    return {r["qid"]: bool(r["correct"]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")}
+    return read_jsonl(it_dir / f"eval_{label}.jsonl")
+
+
+def round_correct(it_dir: Path) -> dict[str, bool]:
+    """qid -> correct for a round's greedy evaluation."""
+    return {r["qid"]: bool(r["correct"]) for r in eval_rows(it_dir)}
 
 
 def operation_gaps(it_dir: Path, n_ops: dict[str, int]) -> dict:
@@ -34,9 +39,7 @@ def operation_gaps(it_dir: Path, n_ops: dict[str, int]) -> dict:
     redundancy."""
     from hsir.synthetic import operation_gap
 
-    label = next(iter(read_json(it_dir / "metrics.json")))
-    gaps = [operation_gap(r["text"], n_ops[r["qid"]]) for r in read_jsonl(it_dir / f"eval_{label}.jsonl")
-            if r["qid"] in n_ops]
+    gaps = [operation_gap(r["text"], n_ops[r["qid"]]) for r in eval_rows(it_dir) if r["qid"] in n_ops]
     if not gaps:
         return {}
     return {"fewer steps than ops (%)": round(100 * sum(g < 0 for g in gaps) / len(gaps), 1),
@@ -172,6 +175,7 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial") -> str:
     """Every paper table (``hsir.paper.METHODS``) that has a finished round in ``cfg``'s run folder, as markdown
     with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``."""
     from hsir import paper
+    from hsir.selfimprove import ROOT
 
     have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
     try:
@@ -179,17 +183,21 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial") -> str:
                                 cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         commit = ""
+    root = cfg.run_root.resolve()
+    where = root.relative_to(ROOT) if root.is_relative_to(ROOT) else root
     parts = [f"# Results of the {cfg.profile} profile",
-             f"Rebuilt from `{cfg.run_root}` by `python -m hsir.results --profile {cfg.profile}` "
+             f"Rebuilt from `{where}` by `python -m hsir.results --profile {cfg.profile}` "
              f"({time.strftime('%Y-%m-%d')}, commit {commit or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
-             f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. The paper's numbers "
-             "(Qwen2.5, as printed) are not the same models or data: read them for direction only."]
+             f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. On the synthetic "
+             "testbed the step columns count solutions with fewer / more computation steps than their problem's "
+             "operations. The paper's numbers (Qwen2.5, as printed) are not the same models or data: read them "
+             "for direction only."]
     for table, methods in paper.METHODS.items():
         res = results_table(cfg, methods, paper=table, vs=vs if have_vs else None,
                             tokens_vs="GRPO" if table == "5" else None)
         if res.empty:
             continue
-        extra = {"3": ["kept", "extra_solutions_gained", "extra_queries_recovered"], "1b": ["pairs"],
+        extra = {"3": ["extra_solutions_gained", "extra_queries_recovered"],
                  "5": ["tokens vs GRPO (%)", "rollout tokens", "InDiv reward s"]}.get(table, [])
         parts += [f"## {paper.TITLES[table]}", markdown(table_view(res, extra))]
     text = "\n\n".join(parts) + "\n"
