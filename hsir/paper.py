@@ -107,7 +107,7 @@ ROWS = {"1a": lambda m, t: table_1_row(TABLE_1A, m, t, _iterative(m)),
 
 
 # each table's rows, in the paper's order (what `hsir.results.write_tables` looks for in a profile's run folder)
-METHODS = {"1a": ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT"],
+METHODS = {"1a": list(TABLE_1A),
            "1b": list(TABLE_1B), "3": list(TABLE_3), "5": list(TABLE_5), "7": list(TABLE_7)}
 TITLES = {"1a": "Table 1a: iterative self-improvement SFT", "1b": "Table 1b: iterative self-improvement DPO",
           "3": "Table 3: ablations (one SFT round)", "5": "Table 5: the GRPO family from M0",
