@@ -31,6 +31,8 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     "default-all-positions": {"lm_head": "all-positions"},
     # the default in fp32 where the default is bf16 autocast (AMX or AVX512-BF16 CPUs, GPUs); skipped elsewhere
     "default-fp32": {"bf16": False},
+    # transformers' eager attention (matrix products) instead of the model's sdpa (flash attention on a CPU)
+    "default-eager-attention": {"attn_implementation": "eager"},
     "default": {},  # padding-free; one row per forward pass on a CPU, the whole batch on a GPU; completion positions
 }
 

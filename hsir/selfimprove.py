@@ -184,7 +184,7 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
     if (out / "sft.json").exists():
         rep = read_json(out / "sft.json")
         # how the steps are computed, not what they compute: a model trained either way is the same M0
-        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size")
+        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation")
         want = {k: v for k, v in asdict(settings).items() if k not in speed}
         got = {k: rep["settings"].get(k) for k in want}
         if rep["rows"] != len(rows) or rep["base"] != cfg.model or got != want:

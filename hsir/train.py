@@ -56,6 +56,9 @@ class SFTSettings:
     # Rows concatenated into one sequence per batch (position ids restart per row, no attention across rows)
     # instead of padded to the longest: the same loss without the padding's compute. ``python -m hsir.bench train``
     padding_free: bool = True
+    # transformers' attention: None for the model's own (SDPA); "eager" was +4-15% on a 2-core AVX512-BF16 CPU
+    # (bench/train-avx512bf16.json) but holds the row length squared per layer; on a GPU e.g. "flash_attention_2"
+    attn_implementation: str | None = None
 
 
 def settings_from(cls, values: dict | None, where: str = "settings"):
@@ -200,7 +203,8 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     score_completion_tokens_only()
-    model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code)
+    model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code,
+                            attn_implementation=settings.attn_implementation)
     model.train()
     progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")
     trainer = trainer_cls(model=model, args=trl_args(config_cls, ckpt_dir, settings, **extra),

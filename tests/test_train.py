@@ -51,13 +51,14 @@ def test_padding_free_and_micro_batches_train_the_same_loss_and_weights_as_padde
 
     task = get_task("synthetic")
     rows = sft_rows(task, task.load("seed", limit=8))
-    runs = {"padded": (False, 4), "padding-free": (True, 4), "padding-free-micro2": (True, 2)}
+    runs = {"padded": (False, 4, None), "padding-free": (True, 4, None), "padding-free-micro2": (True, 2, None),
+            "padding-free-eager": (True, 4, "eager")}  # eager attention must not see across packed rows either
     out = {name: train_sft("smoke:tiny-llama", rows, tmp_path / name, SFTSettings(
-        lr=1e-3, batch_size=4, bf16=False, padding_free=free, micro_batch_size=micro))
-        for name, (free, micro) in runs.items()}
+        lr=1e-3, batch_size=4, bf16=False, padding_free=free, micro_batch_size=micro, attn_implementation=attn))
+        for name, (free, micro, attn) in runs.items()}
     assert sft_report(out["padding-free-micro2"])["settings"]["micro_batch_size"] == 2
     ref, _ = load_model(str(out["padded"]), dtype="fp32")
-    for name in ("padding-free", "padding-free-micro2"):
+    for name in ("padding-free", "padding-free-micro2", "padding-free-eager"):
         assert abs(sft_report(out[name])["train_loss"] - sft_report(out["padded"])["train_loss"]) < 1e-4, name
         other, _ = load_model(str(out[name]), dtype="fp32")
         for (pname, p), q in zip(ref.named_parameters(), other.parameters(), strict=True):
