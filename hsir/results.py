@@ -8,6 +8,7 @@ needs, so tables can be rebuilt on another machine from a copied folder.
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import time
@@ -171,9 +172,10 @@ def markdown(res) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial") -> str:
+def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: str | None = None) -> str:
     """Every paper table (``hsir.paper.METHODS``) that has a finished round in ``cfg``'s run folder, as markdown
-    with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``."""
+    with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``;
+    ``command`` is what the file says rebuilds it (default: the plain command for ``cfg.profile``)."""
     from hsir import paper
     from hsir.selfimprove import ROOT
 
@@ -185,8 +187,9 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial") -> str:
         commit = ""
     root = cfg.run_root.resolve()
     where = root.relative_to(ROOT) if root.is_relative_to(ROOT) else root
+    command = command or f"python -m hsir.results --profile {cfg.profile}"
     parts = [f"# Results of the {cfg.profile} profile",
-             f"Rebuilt from `{where}` by `python -m hsir.results --profile {cfg.profile}` "
+             f"Rebuilt from `{where}` by `{command}` "
              f"({time.strftime('%Y-%m-%d')}, commit {commit or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
              f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. On the synthetic "
              "testbed the step columns count solutions with fewer / more computation steps than their problem's "
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.profile, parse_sets(args.set))
     out = Path(args.out) if args.out else ROOT / "figures" / args.profile / "tables.md"
-    print(write_tables(cfg, out))
+    command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
+    print(write_tables(cfg, out, command=command))
     return 0
 
 

@@ -174,6 +174,7 @@ def test_the_cli_prints_a_finished_table_without_running_anything(tmp_path, scri
     assert results.main(["--profile", "smoke", "--set", f"root={tmp_path}", "--out", str(tmp_path / "t.md")]) == 0
     text = (tmp_path / "t.md").read_text()
     assert "## Table 1a" in text and "## Table 3" in text and "## Table 5" not in text  # no GRPO run here
+    assert f"--profile smoke --set root={tmp_path} --out" in text  # the file names the command that rebuilds it
     row = next(line for line in text.splitlines() if line.startswith("| ReST-EM | 1 |"))
     kept = read_json(tmp_path / "methods" / "ReST-EM" / "iter_1" / "selection.json")["kept"]
     assert f"| {kept} |" in row and "| 69.75 |" in row  # counts print as integers; the paper's number beside
