@@ -109,6 +109,7 @@ ROWS = {"1a": lambda m, t: table_1_row(TABLE_1A, m, t, _iterative(m)),
 # each table's rows, in the paper's order (what `hsir.results.write_tables` looks for in a profile's run folder)
 METHODS = {"1a": list(TABLE_1A),
            "1b": list(TABLE_1B), "3": list(TABLE_3), "5": list(TABLE_5), "7": list(TABLE_7)}
+ONE_ROUND = {"3", "5", "7"}  # tables of single rounds: a method's later rounds (T >= 2) are not their rows
 TITLES = {"1a": "Table 1a: iterative self-improvement SFT", "1b": "Table 1b: iterative self-improvement DPO",
           "3": "Table 3: ablations (one SFT round)", "5": "Table 5: the GRPO family from M0",
           "7": "Table 7: HSIR-SFT, H-GRPO and both"}

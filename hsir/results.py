@@ -73,7 +73,7 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
     relative to that method's first round (Table 5's "↓ tokens" column); ``vs`` adds each row's accuracy minus
     that method's first round's on the same test problems, with a paired interval and the discordant counts
     (``evaluate.paired_difference``): with 128 test problems two accuracies' intervals overlap at differences the
-    paired one resolves."""
+    paired one resolves. With a one-round ``paper`` table (3, 5, 7) only first rounds are rows."""
     import pandas as pd
 
     from hsir import paper as paper_tables
@@ -97,6 +97,8 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
     for name in methods:
         grpo = get_method(name).trainer == "grpo"
         for it in sorted((cfg.run_root / "methods" / name).glob("iter_*"), key=lambda p: int(p.name[5:])):
+            if paper in paper_tables.ONE_ROUND and it.name != "iter_1":
+                continue
             if (it / "metrics.json").exists():
                 row = round_result(it) | {"method": name, "iteration": int(it.name[5:])} | operation_gaps(it, n_ops)
                 if grpo:

@@ -191,6 +191,9 @@ def test_iterations_sample_from_the_previous_round_and_train_from_m(tmp_path, sc
     assert str(folder / "iter_1" / "model") in [g.model_spec for g in scripted]  # round 2 sampled M_1
     greedy_calls = [c for g in scripted for c in g.calls if c[2] == 0]
     assert all(n == 1 for _, n, _ in greedy_calls)  # STaR: one greedy answer per query
+    # Table 1a lists both rounds beside the paper's T = 1, 2; the one-round ablation table only the first
+    assert list(results_table(cfg, ["STaR"], paper="1a")["iteration"]) == [1, 2]
+    assert list(results_table(cfg, ["STaR"], paper="3")["iteration"]) == [1]
 
 
 def test_selection_rules_pick_one_per_query():
