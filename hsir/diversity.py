@@ -20,7 +20,7 @@ EMBEDDED_EMBEDDER = "embedded:all-minilm-l6-v2"
 PAPER_EMBEDDER = "BAAI/bge-m3"
 
 
-def reasoning_diversity(step_embeddings: torch.Tensor | np.ndarray, threshold: float = 0.85) -> float:
+def readiv(step_embeddings: torch.Tensor | np.ndarray, threshold: float = 0.85) -> float:
     """Eq.3: the share of steps kept when near-duplicates (cosine > threshold) of kept steps are dropped."""
     e = torch.as_tensor(step_embeddings, dtype=torch.float64)
     if e.ndim != 2 or e.shape[0] == 0:
@@ -58,7 +58,7 @@ def readiv_scores(texts: Sequence[str], embedder, threshold: float = 0.85, batch
     emb = embedder.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
     out, k = [], 0
     for ss in steps:
-        out.append(reasoning_diversity(emb[k : k + len(ss)].cpu(), threshold))
+        out.append(readiv(emb[k : k + len(ss)].cpu(), threshold))
         k += len(ss)
     return out
 

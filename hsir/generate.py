@@ -6,7 +6,8 @@ token ids, so that a VeriExit prefix is continued exactly as the model wrote it,
 ``n`` ``Completion``s with the text, the generated token ids, their count and whether the length limit cut
 them. Generation stops at EOS or at a stop string (``</answer>`` by default), which is kept in the text.
 
-``make_generator(backend="auto")`` picks vLLM where it imports and says which it picked.
+``make_generator(backend="auto")`` picks vLLM where it imports and says which it picked. ``Engine`` keeps one
+generator for a notebook or a command and loads each newly trained model into it: the engine serves the loop.
 """
 
 from __future__ import annotations
@@ -14,63 +15,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 
+from hsir.completions import Completion, GenStats, Prompt, SamplingConfig, finish, free_memory, greedy, until_eos
+from hsir.config import LoopConfig
+from hsir.models import dtype_name, load_model, model_path, resolve_device
 from hsir.progress import lines_mode
-from hsir.traces import ANSWER_CLOSE
 
+# the engine side's public face: the generation types (hsir.completions) come from here too
+__all__ = ["Completion", "Engine", "GenStats", "HFGenerator", "Prompt", "SamplingConfig", "finish", "greedy",
+           "make_generator", "vllm_available"]
 log = logging.getLogger(__name__)
-Prompt = str | list[int]
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    n: int = 1
-    temperature: float = 1.0  # 0 = greedy
-    top_p: float = 1.0
-    max_new_tokens: int = 512
-    seed: int = 0
-    stop: tuple[str, ...] = (ANSWER_CLOSE,)
-
-
-def greedy(max_new_tokens: int = 512, **kw) -> SamplingConfig:
-    return SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens, **kw)
-
-
-@dataclass
-class Completion:
-    text: str
-    token_ids: list[int]
-    n_tokens: int  # generated tokens, EOS included when the model emitted it
-    truncated: bool  # cut by max_new_tokens: never scored as correct
-    finish_reason: str  # "stop" (a stop string), "eos", or "length"
-
-
-@dataclass
-class GenStats:
-    """Running totals a stage copies into the ledger."""
-
-    tokens: int = 0
-    seconds: float = 0.0
-    startup_seconds: float = 0.0
-    calls: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-def finish(text: str, ids: list[int], eos_ids: set[int], stops: Sequence[str], limit: int) -> Completion:
-    """Cut a raw generation at its first stop string (kept) or EOS, and label how it ended."""
-    body = _until_eos(ids, eos_ids)
-    hits = [(text.find(s), s) for s in stops if s in text]
-    if hits:  # anything after the stop string is padding
-        pos, s = min(hits)
-        return Completion(text[: pos + len(s)], body, len(body), False, "stop")
-    if len(body) < len(ids):
-        body = ids[: len(body) + 1]
-        return Completion(text, body, len(body), False, "eos")
-    truncated = len(ids) >= limit
-    return Completion(text, ids, len(ids), truncated, "length" if truncated else "eos")
 
 
 class HFGenerator:
@@ -84,8 +40,6 @@ class HFGenerator:
 
     def __init__(self, model_spec: str, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
                  model=None, tokenizer=None, progress: bool = True):
-        from hsir.models import dtype_name, load_model, resolve_device
-
         t0 = time.perf_counter()
         if model is None:
             cpu = resolve_device(device).type == "cpu"
@@ -149,7 +103,7 @@ class HFGenerator:
             gen = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **gen_kw)
             new = gen[:, width:].tolist()
             for (i, j), row in zip(batch, new, strict=True):
-                text = self.tokenizer.decode(_until_eos(row, self.eos_ids), skip_special_tokens=True)
+                text = self.tokenizer.decode(until_eos(row, self.eos_ids), skip_special_tokens=True)
                 out[i][j] = finish(text, row, self.eos_ids, cfg.stop, cfg.max_new_tokens)
         self.stats.tokens += sum(c.n_tokens for cs in out for c in cs)
         self.stats.seconds += time.perf_counter() - t0
@@ -158,22 +112,7 @@ class HFGenerator:
 
     def close(self) -> None:
         self.model = None
-        _free_memory()
-
-
-def _until_eos(ids: list[int], eos_ids: set[int]) -> list[int]:
-    for k, t in enumerate(ids):
-        if t in eos_ids:
-            return ids[:k]
-    return ids
-
-
-def _free_memory() -> None:
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        free_memory()
 
 
 def vllm_available() -> bool:
@@ -199,3 +138,34 @@ def make_generator(model_spec: str, backend: str = "auto", **kw):
 
         return VLLMGenerator(model_spec, **kw)
     raise ValueError(f"unknown generation backend {backend!r}; use 'hf', 'vllm' or 'auto'")
+
+
+class Engine:
+    """One generation engine for a notebook or a command: started once, each new model loaded into it (vLLM's
+    in-place weight reload; the hf backend reloads the model)."""
+
+    def __init__(self, cfg: LoopConfig):
+        self.cfg, self.gen, self.current = cfg, None, None
+        self.swaps: list[dict] = []
+
+    def _start(self, model: str):
+        return make_generator(model, backend=self.cfg.backend, dtype=self.cfg.dtype, progress=False, **self.cfg.engine)
+
+    def use(self, model: str):
+        if self.gen is None:
+            self.gen = self._start(model)
+        elif model != self.current:
+            t0 = time.perf_counter()
+            if hasattr(self.gen, "load_weights"):
+                self.gen.load_weights(model_path(model))
+            else:
+                self.gen.close()
+                self.gen = self._start(model)
+            self.swaps.append({"model": model, "seconds": round(time.perf_counter() - t0, 3)})
+        self.current = model
+        return self.gen
+
+    def close(self) -> None:
+        if self.gen is not None:
+            self.gen.close()
+        self.gen = self.current = None

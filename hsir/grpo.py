@@ -56,72 +56,19 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
+from hsir.config import GRPO_DTYPES, GRPO_ROLLOUTS, INDIV_VARIANTS, GRPOSettings, settings_from
+from hsir.generate import make_generator
 from hsir.progress import train_callbacks
-from hsir.runs import read_json, write_json
+from hsir.rewards import make_rewards
+from hsir.runs import read_json, versions
 from hsir.tasks import Problem, Task
-from hsir.train import score_completion_tokens_only, settings_from, trl_args
+from hsir.train import last_checkpoint, resolve_bf16, run_trainer, score_completion_tokens_only, trl_args
 
-ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server", "engine")
-DTYPES = ("fp32", "bf16")
-
-@dataclass(frozen=True)
-class GRPOSettings:
-    """One GRPO run's settings (``LoopConfig.grpo``, i.e. the ``grpo:`` mapping of ``selfimprove.yaml``).
-
-    ``max_completion_length`` and ``seed`` default to the loop's ``max_new_tokens`` and ``seed`` (see
-    ``grpo_settings``). The TRL batch sizes are derived, not set: see the module's docstring."""
-
-    steps: int = 300  # optimizer steps (paper: 300)
-    lr: float = 1e-6  # paper: 1e-6
-    prompts_per_step: int = 14  # prompts per optimizer step (the paper's "batch size 14")
-    num_generations: int = 8  # G, rollouts per prompt (paper: 8)
-    prompts_per_micro_batch: int = 1  # prompts (each with its G rollouts) per forward/backward pass
-    beta: float = 0.04  # KL weight (k3 estimator)
-    epsilon: float = 0.2  # clipping range
-    loss_type: str = "dapo"  # token-level loss (paper Eq.6)
-    max_completion_length: int | None = None  # None: the loop's max_new_tokens (paper: 2,048)
-    temperature: float = 1.0  # rollout temperature
-    warmup: float = 0.0  # a fraction of the steps
-    weight_decay: float = 0.0
-    save_every: int = 25  # optimizer steps between checkpoints a killed run resumes from
-    seed: int | None = None  # None: the loop's seed
-    bf16: bool | None = None  # autocast; None: where the hardware runs bf16 natively
-    dtype: str = "fp32"  # the policy's (master) weights: fp32, or bf16 to save memory at the cost of small updates
-    rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server | engine
-    vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: the GPU share vLLM may take
-    vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
-
-    def __post_init__(self):
-        for name in ("steps", "prompts_per_step", "prompts_per_micro_batch", "save_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"grpo: {name} must be ≥ 1; got {getattr(self, name)}")
-        if self.num_generations < 2:
-            raise ValueError(f"grpo: num_generations must be ≥ 2 (a group's std needs two rollouts); got "
-                             f"{self.num_generations}")
-        if self.prompts_per_step % self.prompts_per_micro_batch:
-            raise ValueError(f"grpo: prompts_per_step ({self.prompts_per_step}) must be a multiple of "
-                             f"prompts_per_micro_batch ({self.prompts_per_micro_batch})")
-        if self.rollouts not in ROLLOUTS:
-            raise ValueError(f"grpo: rollouts {self.rollouts!r} unknown; valid: {list(ROLLOUTS)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"grpo: dtype {self.dtype!r} unknown; valid: {list(DTYPES)}")
-        if self.max_completion_length is not None and self.max_completion_length < 1:
-            raise ValueError(f"grpo: max_completion_length must be ≥ 1; got {self.max_completion_length}")
-
-    def trl_batch(self, num_processes: int = 1) -> dict:
-        """TRL's batch arguments for this run on ``num_processes`` processes (see the module's docstring)."""
-        per_step = self.prompts_per_micro_batch * num_processes
-        if self.prompts_per_step % per_step:
-            raise ValueError(f"grpo: prompts_per_step ({self.prompts_per_step}) must be a multiple of "
-                             f"prompts_per_micro_batch × processes ({self.prompts_per_micro_batch} × {num_processes})")
-        return {"per_device_train_batch_size": self.prompts_per_micro_batch * self.num_generations,
-                "gradient_accumulation_steps": self.prompts_per_step // per_step,
-                "generation_batch_size": self.prompts_per_step * self.num_generations,
-                "num_processes": num_processes}
+ROLLOUTS, DTYPES = GRPO_ROLLOUTS, GRPO_DTYPES
 
 
 def grpo_settings(cfg) -> GRPOSettings:
@@ -200,15 +147,12 @@ def grpo_dataset(task: Task, problems: Sequence[Problem]) -> list[dict]:
 def build_rewards(method, cfg, settings: GRPOSettings, task: Task, model, tokenizer) -> tuple[list, list[float]]:
     """The reward objects of ``method.rewards`` (TRL's ``reward_funcs``) and their weights (``reward_weights``);
     the InDiv reward holds ``model`` (the policy handed to the trainer) and the profile's InDiv variant."""
-    from hsir.indiv import VARIANTS
-    from hsir.rewards import make_rewards
-
     if not method.rewards:
         raise ValueError(f"method {method.name!r} has no rewards to train GRPO with")
     names = [n for n, _ in method.rewards]
     rewards = make_rewards(names, task=task, num_generations=settings.num_generations,
                            max_completion_length=settings.max_completion_length, tokenizer=tokenizer, model=model,
-                           variant=VARIANTS[cfg.indiv_variant], max_tokens=getattr(cfg, "max_indiv_tokens", None))
+                           variant=INDIV_VARIANTS[cfg.indiv_variant], max_tokens=getattr(cfg, "max_indiv_tokens", None))
     return rewards, [float(w) for _, w in method.rewards]
 
 
@@ -223,13 +167,11 @@ class EngineRollouts:
     temperature, no top-p/top-k, no stop string, up to ``max_completion_length`` tokens. The sampled tokens'
     log-probabilities go back to TRL (it reads them only for its off-policy corrections).
 
-    ``engine``: the loop's running ``hsir.selfimprove.Engine`` (its generator is reused and marked as holding
+    ``engine``: the loop's running ``hsir.generate.Engine`` (its generator is reused and marked as holding
     other weights afterwards); None starts a vLLM engine on ``start`` and ``close()`` shuts it."""
 
     def __init__(self, start: str, cfg, settings: GRPOSettings, sync_dir: str | Path, resumed: bool,
                  engine=None):
-        from hsir.generate import make_generator
-
         self.settings, self.sync_dir, self.engine = settings, Path(sync_dir), engine
         if engine is not None:
             self.gen = engine.use(start)
@@ -298,18 +240,16 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     Resumes from ``<out_dir>.checkpoints`` after a kill; a finished ``out_dir`` is returned as it is."""
     import torch
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
-    from hsir.models import atomic_dir, load_model, native_bf16
+    from hsir.models import load_model
 
     settings = grpo_settings(cfg)  # first: a bad setting fails before any work
     out = Path(out_dir)
     if (out / "model.safetensors").exists():
         return out
     rows = grpo_dataset(data.task, data.unlabeled)
-    if settings.bf16 is None:  # resolved here, so that the report records what ran
-        settings = replace(settings, bf16=native_bf16())
+    settings = resolve_bf16(settings)
     rollouts = resolve_rollouts(settings.rollouts)
     batch = settings.trl_batch(int(os.environ.get("WORLD_SIZE", "1")))
     if rollouts == "engine" and batch["num_processes"] > 1:  # one engine and one weight folder per run
@@ -324,7 +264,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     model.train()
     rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)
     args = grpo_args(settings, ckpt_dir, weights, rollouts, batch)
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    last = last_checkpoint(ckpt_dir)
     roll = (EngineRollouts(start, cfg, settings, ckpt_dir / "engine-weights", resumed=last is not None, engine=engine)
             if rollouts == "engine" else None)
     if roll is not None:
@@ -333,23 +273,10 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
                           processing_class=tok, rollout_func=roll,
                           callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
     indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
-    t0 = time.perf_counter()
-    try:
-        result = trainer.train(resume_from_checkpoint=last)
-    finally:
-        if roll is not None:
-            roll.close()
-    seconds = time.perf_counter() - t0
-    if not trainer.accelerator.is_main_process:
-        trainer.accelerator.wait_for_everyone()
-        return out
-    log = trainer.state.log_history
 
-    def build(tmp: Path) -> None:
-        trainer.model.eval()
-        trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        write_json(tmp / "grpo.json", {
+    def summary(result, seconds: float) -> dict:
+        log = trainer.state.log_history
+        return {
             "method": method.name, "start": str(start), "prompts": len(rows), "task": data.task.name,
             "settings": asdict(settings) | {"rollouts": rollouts}, "rewards": [list(r) for r in method.rewards],
             "rollout_engine": None if roll is None else roll.report(),
@@ -359,20 +286,10 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
             "indiv_seconds": None if indiv is None else round(indiv.seconds, 3),
             "indiv_calls": None if indiv is None else indiv.calls,
             "indiv_seconds_logged": None if indiv is None else round(sum(e.get("indiv/seconds", 0.0) for e in log), 3),
-            "versions": _versions(), "device": "cuda" if torch.cuda.is_available() else "cpu", "log": log})
+            "versions": versions(), "device": "cuda" if torch.cuda.is_available() else "cpu", "log": log}
 
-    atomic_dir(out, build)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    return out
-
-
-def _versions() -> dict:
-    import torch
-    import transformers
-    import trl
-
-    return {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__}
+    return run_trainer(trainer, tok, out, ckpt_dir, last, "grpo.json", summary,
+                       cleanup=roll.close if roll is not None else None)
 
 
 def grpo_report(model_dir: str | Path) -> dict:

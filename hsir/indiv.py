@@ -28,26 +28,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from hsir.config import INDIV_VARIANTS
+from hsir.traces import step_spans
+
 WEIGHTINGS = ("none", "self", "received")
 NORMS = ("max", "mean")
 GRANULARITIES = ("token", "step")
 DEFAULT_WEIGHTING, DEFAULT_NORM, DEFAULT_GRANULARITY = "self", "max", "token"
 
-# The variants the analysis notebook compares: name -> (weighting, norm, form, granularity).
-VARIANTS = {
-    "token/plain": ("none", "max", "gram", "token"),
-    "token/self-max (default)": ("self", "max", "gram", "token"),
-    "token/self-mean": ("self", "mean", "gram", "token"),
-    "token/received-max": ("received", "max", "gram", "token"),
-    "token/received-mean": ("received", "mean", "gram", "token"),
-    "token/covariance": ("none", "max", "covariance", "token"),
-    "step/plain": ("none", "max", "gram", "step"),
-    "step/self-max": ("self", "max", "gram", "step"),
-    "step/received-max": ("received", "max", "gram", "step"),
-}
+# The variants the analysis notebook compares: name -> (weighting, norm, form, granularity). The table lives in
+# hsir.config, so that a profile's settings are checked without importing torch.
+VARIANTS = INDIV_VARIANTS
 
 
-def indiv_score(hidden: torch.Tensor | np.ndarray, weights=None, alpha: float = 1e-3, form: str = "gram") -> float:
+def indiv_of_states(hidden: torch.Tensor | np.ndarray, weights=None, alpha: float = 1e-3, form: str = "gram") -> float:
     """InDiv of one solution from its n×d hidden states (any float dtype), accumulated in float64."""
     h = torch.as_tensor(hidden).detach()
     h = h.to(torch.float64 if h.device.type in ("cpu", "cuda") else torch.float32)  # float64 where supported
@@ -279,8 +273,6 @@ def middle_states(model, prompt_ids: Sequence[list[int]], solution_ids: Sequence
 
 def token_steps(tokenizer, text: str) -> np.ndarray:
     """The reasoning-step index of each token of ``text`` (-1 for tokens outside every step, e.g. tags)."""
-    from hsir.traces import step_spans
-
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     spans = step_spans(text)
     ends = np.array([e for _, e in spans]) if spans else np.zeros(0)
@@ -339,7 +331,7 @@ def score_states(h: torch.Tensor, raw_weights: dict | None, weighting: str = DEF
         h = pool_steps(h, steps)
     if h.shape[0] < 2:
         return float("nan")
-    return indiv_score(h, None, alpha, form)
+    return indiv_of_states(h, None, alpha, form)
 
 
 def variant_scores(states, raw, steps, variants: dict = VARIANTS, alpha: float = 1e-3) -> dict[str, np.ndarray]:

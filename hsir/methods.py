@@ -4,7 +4,8 @@ Each entry names how a method builds its training data from the current model M_
 
 - ``sampling``: ``none`` (no self-generated data), ``K`` (K samples per query at the sampling temperature),
   ``greedy`` (one greedy answer per query: STaR), ``budget`` (K×T samples once, budget-matched to T rounds:
-  RFT), ``guideline`` (K samples under a reasoning-guideline system prompt: ReGenesis, simplified below).
+  RFT), ``guideline`` (K×T samples once under a reasoning-guideline system prompt, RFT's budget: ReGenesis,
+  simplified below).
 - ``extra``: ``veriexit`` (continue failed samples from the first step that reaches the gold answer, J times),
   ``answer_driven`` (resample failed queries J times with the gold answer as a hint), or None.
 - ``select``: which correct candidates of a query are kept: ``all``, ``dedup`` (distinct texts: RFT),
@@ -20,9 +21,10 @@ Each entry names how a method builds its training data from the current model M_
 - ``cap_k``: after the extra sampling, keep at most K candidates per query at random (HSIR's equal budget).
 
 ReGenesis (Peng et al. 2024) builds reasoning paths from abstract guidelines in several prompting stages; the
-kit's entry keeps its core idea in one stage (K samples per query under a general guideline prompt, correct
-ones kept) and says so in its note. STaR's rationalisation (a hint for failed queries) is the answer-driven
-entry's idea; the STaR entry is the table's "1 greedy, keep correct".
+kit's entry keeps its core idea in one stage (K×T samples per query under a general guideline prompt, the
+"fixed data synthesis budget" the paper gives it, close to RFT's |Train|; correct ones kept) and says so in its
+note. STaR's rationalisation (a hint for failed queries) is the answer-driven entry's idea; the STaR entry is the
+table's "1 greedy, keep correct".
 """
 
 from __future__ import annotations

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import torch
 
+from hsir.config import cache_dir
+
 EMBEDDED = "embedded:smollm2-135m"
 SMOKE = "smoke:tiny-llama"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HSIR_CACHE_DIR") or Path.home() / ".cache" / "hsir")
 
 
 def native_bf16(device: str | torch.device = "auto") -> bool:

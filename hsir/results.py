@@ -14,50 +14,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from hsir import paper as paper_tables
+from hsir.claims import write_claims
+from hsir.config import ROOT, LoopConfig, figures_dir, load_config, parse_sets
+from hsir.evaluate import paired_difference
 from hsir.methods import get_method
-from hsir.runs import Run, read_json, read_jsonl, write_text
-
-if TYPE_CHECKING:
-    from hsir.selfimprove import LoopConfig
-
-
-def eval_rows(it_dir: Path) -> list[dict]:
-    """A round's greedy evaluation rows (its first evaluated task)."""
-    label = next(iter(read_json(it_dir / "metrics.json")))
-    return read_jsonl(it_dir / f"eval_{label}.jsonl")
-
-
-def round_correct(it_dir: Path) -> dict[str, bool]:
-    """qid -> correct for a round's greedy evaluation."""
-    return {r["qid"]: bool(r["correct"]) for r in eval_rows(it_dir)}
-
-
-def operation_gaps(it_dir: Path, n_ops: dict[str, int]) -> dict:
-    """Shares of a round's test solutions (synthetic testbed) with fewer / more computation steps than their
-    problem's operations (``synthetic.operation_gap``): whether fewer tokens came from dropped work or dropped
-    redundancy."""
-    from hsir.synthetic import operation_gap
-
-    gaps = [operation_gap(r["text"], n_ops[r["qid"]]) for r in eval_rows(it_dir) if r["qid"] in n_ops]
-    if not gaps:
-        return {}
-    return {"fewer steps than ops (%)": round(100 * sum(g < 0 for g in gaps) / len(gaps), 1),
-            "more steps than ops (%)": round(100 * sum(g > 0 for g in gaps) / len(gaps), 1)}
-
-
-def round_result(it_dir: Path) -> dict:
-    """One round's row of a results table, from its artifacts alone."""
-    metrics = next(iter(read_json(it_dir / "metrics.json").values()))
-    out = {k: metrics[k] for k in ("accuracy", "accuracy_ci95", "mean_tokens", "truncation_rate", "format_rate",
-                                   "extracted_rate", "n", "backend", "dtype")}
-    samples = it_dir / "samples.jsonl"
-    out["data_tokens"] = sum(r["n_tokens"] for r in read_jsonl(samples)) if samples.exists() else 0
-    for name in ("sampling.json", "selection.json"):
-        if (it_dir / name).exists():
-            out |= read_json(it_dir / name)
-    return out
+from hsir.rounds import markdown, operation_gaps, round_correct, round_result
+from hsir.runs import Run, write_text
+from hsir.tasks import get_task
 
 
 def _percent_interval(lo: float, hi: float) -> str:
@@ -76,9 +41,7 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
     paired one resolves. With a one-round ``paper`` table (3, 5, 7) only first rounds are rows."""
     import pandas as pd
 
-    from hsir import paper as paper_tables
-    from hsir.evaluate import paired_difference
-    from hsir.grpo import ledger_entry
+    from hsir.grpo import ledger_entry  # torch, through the rewards
 
     if paper is not None:
         paper_tables.check_table(paper)
@@ -90,8 +53,6 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
         ref = round_correct(ref_dir)
     n_ops = {}
     if cfg.task == "synthetic":  # the testbed knows each problem's operations
-        from hsir.tasks import get_task
-
         n_ops = {p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
     rows = []
     for name in methods:
@@ -165,22 +126,10 @@ def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
     return ledger.pivot_table(index="method", columns=stage, values="seconds", aggfunc="sum", sort=False).round(1)
 
 
-def markdown(res) -> str:
-    """A DataFrame as a GitHub markdown table (blank for missing values)."""
-    import pandas as pd
-
-    cells = [["" if pd.isna(v) else str(v) for v in row] for row in res.itertuples(index=False)]
-    lines = ["| " + " | ".join(map(str, res.columns)) + " |", "|" + "---|" * len(res.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
 def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: str | None = None) -> str:
     """Every paper table (``hsir.paper.METHODS``) that has a finished round in ``cfg``'s run folder, as markdown
     with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``;
     ``command`` is what the file says rebuilds it (default: the plain command for ``cfg.profile``)."""
-    from hsir import paper
-    from hsir.selfimprove import ROOT
-
     have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -197,30 +146,51 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
              "testbed the step columns count solutions with fewer / more computation steps than their problem's "
              "operations. The paper's numbers (Qwen2.5, as printed) are not the same models or data: read them "
              "for direction only."]
-    for table, methods in paper.METHODS.items():
+    for table, methods in paper_tables.METHODS.items():
         res = results_table(cfg, methods, paper=table, vs=vs if have_vs else None,
                             tokens_vs="GRPO" if table == "5" else None)
         if res.empty:
             continue
         extra = {"3": ["extra_solutions_gained", "extra_queries_recovered"],
                  "5": ["tokens vs GRPO (%)", "rollout tokens", "InDiv reward s"]}.get(table, [])
-        parts += [f"## {paper.TITLES[table]}", markdown(table_view(res, extra))]
+        parts += [f"## {paper_tables.TITLES[table]}", markdown(table_view(res, extra))]
     text = "\n\n".join(parts) + "\n"
     write_text(out, text)
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    from hsir.selfimprove import ROOT, load_config, parse_sets
+def seed_roots(cfg: LoopConfig, seeds: Sequence[int] = ()) -> dict[int, Path]:
+    """The run roots of a profile's seeds: seed ``cfg.seed`` in ``cfg.run_root``, seed s in the sibling
+    ``<run root>-seed<s>`` (``--set seed=s root=...-seed<s>``, sharing M0 or not as their run.json records). With
+    no ``seeds`` given, every such sibling that exists."""
+    base = cfg.run_root
+    if not seeds:
+        found = sorted(int(p.name.rsplit("-seed", 1)[1]) for p in base.parent.glob(f"{base.name}-seed*")
+                       if p.name.rsplit("-seed", 1)[1].isdigit())
+        seeds = [cfg.seed, *(s for s in found if s != cfg.seed)]
+    return {s: base if s == cfg.seed else base.parent / f"{base.name}-seed{s}" for s in seeds}
 
-    ap = argparse.ArgumentParser(description="Write the paper's tables from a profile's finished runs (markdown).")
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Write the paper's tables, or the verdict per claim, from a profile's finished runs.")
     ap.add_argument("--profile", default="embedded")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="loop settings, e.g. T=2")
-    ap.add_argument("--out", help="default: figures/<profile>/tables.md")
+    ap.add_argument("--claims", action="store_true",
+                    help="the verdict per claim of the paper, pooled over seeds (hsir.claims): figures/<profile>/claims.md")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[],
+                    help="with --claims: the seeds to pool (default: the profile's and every <run root>-seed<N>)")
+    ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
     args = ap.parse_args(argv)
     cfg = load_config(args.profile, parse_sets(args.set))
-    out = Path(args.out) if args.out else ROOT / "figures" / args.profile / "tables.md"
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
+    if args.claims:
+        n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
+                 if cfg.task == "synthetic" else None)
+        out = Path(args.out) if args.out else figures_dir(args.profile) / "claims.md"
+        print(write_claims(seed_roots(cfg, args.seeds), out, n_ops, command=command))
+        return 0
+    out = Path(args.out) if args.out else figures_dir(args.profile) / "tables.md"
     print(write_tables(cfg, out, command=command))
     return 0
 

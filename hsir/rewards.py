@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from hsir.indiv import GRANULARITIES, NORMS, VARIANTS, WEIGHTINGS, indiv_scores
-from hsir.tasks import Problem, Task, _as_choices, get_task
+from hsir.tasks import Problem, Task, as_choices, get_task
 from hsir.traces import has_format
 
 INDIV_WEIGHT = 0.2  # λ of the H-GRPO reward
@@ -183,7 +183,7 @@ def _as_dict_choices(raw) -> dict[str, str] | None:
         raw = json.loads(raw)
     if isinstance(raw, dict) and not ("label" in raw and "text" in raw):
         raw = {k: v for k, v in raw.items() if v is not None}  # a datasets struct fills absent labels with None
-    return _as_choices(raw) or None
+    return as_choices(raw) or None
 
 
 def _column(values, n: int, name: str) -> list:

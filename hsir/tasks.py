@@ -1,4 +1,4 @@
-"""Tasks of the paper: loading, zero-shot prompts, answer extraction, checking, and VeriExit's step test.
+"""Tasks of the paper: the registry, loading, and zero-shot prompts; answers are checked by ``hsir.answers``.
 
 A task is a row of data in ``TASKS`` (where its files are, how a row becomes a ``Problem``, what kind of answer
 it has), not a class of its own. Four answer kinds cover the paper:
@@ -9,10 +9,10 @@ it has), not a class of its own. Four answer kinds cover the paper:
   labels (ARC has digit labels and 3- or 5-choice rows).
 - ``yesno`` (StrategyQA).
 
-Extraction order (DESIGN.md §6): the ``<answer>`` block, else the last "answer is …", else the whole text
-(its last ``\\boxed{}`` or number). Local files come from the data folder: the ``data_dir`` argument, else
+Extraction order (DESIGN.md §6, ``hsir.answers``): the ``<answer>`` block, else the last "answer is …", else the
+whole text (its last ``\\boxed{}`` or number). Local files come from the data folder: the ``data_dir`` argument, else
 ``$HSIR_DATA_DIR``, else ``../shared/data`` beside the repository. A split with no local file is read from the
-kit's data cache, which its Hugging Face hub id fills once (``hsir.data``).
+kit's data cache, which its Hugging Face hub id fills once (``hsir.hub``; ``python -m hsir.data fetch``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import io
 import json
 import os
 import random
-import re
-import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hsir.traces import FORMAT_INSTRUCTION, answer_block
+from hsir import answers, hub, synthetic
+from hsir.answers import parse_number
+from hsir.runs import iter_jsonl
+from hsir.traces import FORMAT_INSTRUCTION
 
 GPQA_PASSWORD = b"deserted-untie-orchid"
 
@@ -67,141 +68,9 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-# ---------------------------------------------------------------- extraction and checking
-
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*", re.I)
-
-
-def boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{…}`` (or ``\\fbox{…}``), braces balanced."""
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
-
-
-def parse_number(text: str, which: str = "last") -> float | None:
-    """The first or last number in ``text``; ``8,000`` → 8000.0, a trailing period or ``$`` is ignored."""
-    boxed = boxed_contents(text)
-    if boxed:
-        text = boxed[-1]
-    nums = _NUMBER.findall(text.replace("\\!", "").replace("{,}", ","))
-    if not nums:
-        return None
-    return float(nums[0 if which == "first" else -1].replace(",", ""))
-
-
-STEP_TESTS = ("text", "result")  # VeriExit's step tests (Task.states_answer): the paper's text match, a result match
-
-# Where a step states what it arrives at: "=", an arrow, or a result verb ("gives 58", "leaving 46", "is 58").
-_RESULT_MARKER = re.compile(
-    r"=+>?|→|\b(?:is|are|was|were|equals?|makes?|making|gives?|giving|gave|leaves?|leaving|becomes?|becoming|"
-    r"yields?|yielding|gets?|getting|got|totals?|totaling|totalling)\b",
-    re.I,
-)
-_OPERATOR_NEXT = re.compile(r"\s*(?:[-+*/×÷x]|\\times|\\cdot|\\div)\s*\$?\d")
-
-
-def step_result(step: str) -> float | None:
-    """The number a reasoning step arrives at, or None: the rule behind ``states_answer(how="result")``.
-
-    The first number after the step's last result marker (``=``, ``→``, or a verb such as "gives", "leaves",
-    "is", "makes", "equals", "becomes") that has a number after it; with no marker, the step's last number.
-    A number that opens an unevaluated expression ("gives 58 * 2") is an operand, not a result: such a step
-    arrives at nothing. So "Multiplying by 2 gives 29 * 2 = 58 marbles." arrives at 58, "She has 58 marbles."
-    at 58, and "Then she adds 58 to 12, giving 70." at 70, not 58. Known miss: with no marker, an operand
-    written last ("She adds 12 to 58.") counts as the result.
-    """
-    text = step.replace("\\!", "").replace("{,}", ",")
-    numbers = list(_NUMBER.finditer(text))
-    if not numbers:
-        return None
-    markers = [m.end() for m in _RESULT_MARKER.finditer(text) if any(n.start() >= m.end() for n in numbers)]
-    if markers:
-        num = next(n for n in numbers if n.start() >= markers[-1])
-        if _OPERATOR_NEXT.match(text, num.end()):
-            return None
-    else:
-        num = numbers[-1]
-    return float(num.group().replace(",", ""))
-
-
-def final_answer_text(completion: str) -> tuple[str, str]:
-    """Where the final answer is stated, and how it was found: ``block``, ``answer_is`` or ``text``."""
-    block = answer_block(completion)
-    if block is not None:
-        return block, "block"
-    hits = list(_ANSWER_IS.finditer(completion))
-    if hits:
-        rest = completion[hits[-1].end() :]
-        return rest.split("\n", 1)[0], "answer_is"
-    return completion, "text"
-
-
-def _mv_timeout(seconds: int) -> int | None:
-    """math-verify's timeouts use signals, which work only in the main thread."""
-    return seconds if threading.current_thread() is threading.main_thread() else None
-
-
-def _mv_parse(text: str):
-    from math_verify import parse
-
-    text = text.replace("\\$", "").replace("\\!", "").strip().rstrip(".").strip()
-    if not text:
-        return []
-    t = _mv_timeout(5)
-    if "\\boxed" in text or "$" in text or "\\(" in text or "\\[" in text:
-        got = parse(text, parsing_timeout=t)
-    else:
-        got = parse(f"\\boxed{{{text}}}", parsing_timeout=t)
-    return got or parse(text, parsing_timeout=t)
-
-
-def _choice_label(text: str, labels: list[str], how: str, choices: dict[str, str]) -> str | None:
-    """The option label stated in ``text``: a bare label, "(X)", "X." or the option's own text."""
-    lab = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
-    s = text.strip().strip("*").strip()
-    if how == "answer_is" or how == "block":
-        m = re.match(rf"^(?:option\s+)?\(?({lab})\)?(?=$|[\s.:,)\]])", s, re.I if how == "block" else 0)
-        if m:
-            return next(x for x in labels if x.upper() == m.group(1).upper())
-    if how == "block":
-        low = s.lower().rstrip(".")
-        for label, option in choices.items():
-            if low == option.strip().lower().rstrip("."):
-                return label
-    # "answer is" in any case, the label as written: "the answer is a bit unclear" names no option
-    hits = list(re.finditer(rf"(?i:answer\s+is)\s*:?\s*\(?({lab})\)?(?=$|[\s.:,)\]])", text))
-    if hits:
-        return hits[-1].group(1)
-    if how == "block":
-        hits = list(re.finditer(rf"\(({lab})\)", text))
-        if hits:
-            return hits[-1].group(1)
-    return None
-
-
-def _yes_no(text: str, how: str) -> str | None:
-    if how == "text":
-        hits = re.findall(r"answer\s+is\s*:?\s*\**(yes|no|true|false)\b", text, re.I)
-        word = hits[-1] if hits else None
-    else:
-        m = re.search(r"\b(yes|no|true|false)\b", text, re.I)
-        word = m.group(1) if m else None
-    if word is None:
-        return None
-    return "Yes" if word.lower() in ("yes", "true") else "No"
-
-
 # ---------------------------------------------------------------- row converters
 
-def _as_choices(raw) -> dict[str, str]:
+def as_choices(raw) -> dict[str, str]:
     """Choices as label -> text, from the local files' list of {label, text} or the hub's {label: [], text: []}."""
     if isinstance(raw, dict) and "label" in raw and "text" in raw:
         return dict(zip(raw["label"], raw["text"], strict=True))
@@ -256,13 +125,13 @@ def _amc23(row: dict, i: int) -> Problem:
 
 
 def _medqa(row: dict, i: int) -> Problem:
-    return _checked_choice(f"medqa-{row.get('realidx', i)}", _need(row, "question"), _as_choices(_need(row, "options")),
+    return _checked_choice(f"medqa-{row.get('realidx', i)}", _need(row, "question"), as_choices(_need(row, "options")),
                            _need(row, "answer_idx"))
 
 
 def _medxpertqa(row: dict, i: int) -> Problem:
     stem = _need(row, "question").split("\nAnswer Choices:")[0]
-    return _checked_choice(str(row.get("realidx", f"medxpertqa-{i}")), stem, _as_choices(_need(row, "options")),
+    return _checked_choice(str(row.get("realidx", f"medxpertqa-{i}")), stem, as_choices(_need(row, "options")),
                            _need(row, "answer_idx", "label"))
 
 
@@ -275,7 +144,7 @@ def _arc_like(prefix: str) -> Callable[[dict, int], Problem]:
     def convert(row: dict, i: int) -> Problem:
         q = _need(row, "question")
         stem, choices = (q["stem"], q["choices"]) if isinstance(q, dict) else (q, _need(row, "choices"))
-        return _checked_choice(f"{prefix}-{row.get('id', i)}", stem, _as_choices(choices), _need(row, "answerKey"))
+        return _checked_choice(f"{prefix}-{row.get('id', i)}", stem, as_choices(choices), _need(row, "answerKey"))
 
     return convert
 
@@ -307,13 +176,11 @@ Row = tuple[str, int, dict]  # (file, 1-based line or row number, raw row)
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield str(path), n, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+    try:
+        for n, row in iter_jsonl(path):
+            yield str(path), n, row
+    except ValueError as e:  # the message names the file and line
+        raise DataError(str(e)) from e
 
 
 def _read_json_list(path: Path) -> Iterator[Row]:
@@ -413,9 +280,7 @@ class Task:
         return (*self.hub, src) if self.hub else None
 
     def _rows(self, split: str) -> Iterator[Row]:
-        """Rows from the local files, else from the kit's data cache, which the hub fills once (``hsir.data``)."""
-        from hsir import data
-
+        """Rows from the local files, else from the kit's data cache, which the hub fills once (``hsir.hub``)."""
         if split not in self.files:
             raise KeyError(f"task {self.name!r} has no split {split!r}; splits: {self.splits}")
         paths = self.local_files(split)
@@ -432,8 +297,8 @@ class Task:
                 else:
                     yield from _read_jsonl(p)
             return
-        cached = data.cached_path(self.name, split)
-        if not cached.exists() and self.name in data.NOT_CACHED and self.hub_source(split):
+        cached = hub.cached_path(self.name, split)
+        if not cached.exists() and self.name in hub.NOT_CACHED and self.hub_source(split):
             yield from self._hub_direct(split, missing)
             return
         if not cached.exists():
@@ -441,28 +306,24 @@ class Task:
         yield from _read_jsonl(cached)
 
     def _fetch(self, split: str, missing: list[Path]) -> None:
-        from hsir import data
-
         where = (f"local file {missing[0]} is missing (set HSIR_DATA_DIR or data_dir to the data folder) and "
-                 f"{data.cached_path(self.name, split)} is not cached")
+                 f"{hub.cached_path(self.name, split)} is not cached")
         source = self.hub_source(split)
         if source is None:
             raise FileNotFoundError(f"{self.name}/{split}: {where}, and this task has no hub id")
         try:
-            data.fetch(self.name, split)
+            hub.download(self.name, split, source)
         except Exception as e:  # offline, gated, or renamed: say what provides it and how to fetch it
             msg = str(e).splitlines()[0] if str(e) else ""
             raise FileNotFoundError(
                 f"{self.name}/{split}: {where}; hub id {source[0]!r} (config {source[1]!r}, split {source[2]!r}) "
                 f"provides it, but fetching failed ({e.__class__.__name__}: {msg}). With network, run: "
-                f"{data.fetch_command(self.name, split)}") from e
+                f"{hub.fetch_command(self.name, split)}") from e
 
     def _hub_direct(self, split: str, missing: list[Path]) -> Iterator[Row]:
-        from hsir import data
-
         hub_id, config, hub_split = self.hub_source(split)
         try:
-            rows = list(data.hub_rows(hub_id, config, hub_split))
+            rows = list(hub.hub_rows(hub_id, config, hub_split))
         except Exception as e:
             raise FileNotFoundError(
                 f"{self.name}/{split}: local file {missing[0]} is missing, and loading hub id {hub_id!r} (split "
@@ -503,24 +364,10 @@ class Task:
             return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return "\n\n".join(m["content"] for m in msgs) + "\n\n"
 
-    # -- answers
+    # -- answers (hsir.answers, for this task's answer kind)
     def extract(self, problem: Problem, completion: str) -> str | None:
         """The final answer a completion states, normalised for this task's kind, or None."""
-        text, how = final_answer_text(completion)
-        if self.strict and how != "block":
-            return None
-        if self.kind == "numeric":
-            v = parse_number(text, "first" if how == "answer_is" else "last")
-            return None if v is None else _fmt_number(v)
-        if self.kind == "math":
-            boxed = boxed_contents(text)
-            pred = boxed[-1] if boxed else text.strip()
-            if how == "text" and not boxed:
-                return None
-            return pred.strip().rstrip(".").strip() or None
-        if self.kind == "choice":
-            return _choice_label(text, list(problem.choices), how, problem.choices)
-        return _yes_no(text, how)
+        return answers.extract(self.kind, completion, problem.choices, self.strict)
 
     def score(self, problem: Problem, completion: str) -> bool:
         """Is the completion's final answer the gold answer?"""
@@ -528,61 +375,14 @@ class Task:
 
     def matches(self, problem: Problem, pred: str | None) -> bool:
         """Is an extracted answer (``extract``) the gold answer?"""
-        if pred is None:
-            return False
-        if self.kind == "numeric":
-            gold = parse_number(problem.answer)
-            return gold is not None and abs(float(pred) - gold) <= 1e-6
-        if self.kind == "math":
-            from math_verify import verify
-
-            gold, got = _mv_parse(problem.answer), _mv_parse(pred)
-            return bool(gold and got) and verify(gold, got, timeout_seconds=_mv_timeout(5))
-        return pred == problem.answer
+        return answers.matches(self.kind, pred, problem.answer)
 
     def states_answer(self, step: str, problem: Problem, how: str = "text") -> bool:
-        """Does this reasoning step already give the gold answer? VeriExit's step test, one of ``STEP_TESTS``.
-
-        - ``"text"`` (the paper's, the default): the step says "the answer is 14" or ``\\boxed{14}``. A step whose
-          intermediate result merely equals the gold number does not count.
-        - ``"result"``: for numeric tasks, also a step whose result (``step_result``) equals the gold number; other
-          kinds fall back to ``"text"``. Needed where models never say "answer is" mid-trace (the synthetic
-          testbed, DESIGN.md §7); it fires on coincidences too and can yield skipped-step solutions.
-        """
-        if how not in STEP_TESTS:
-            raise ValueError(f"unknown step test {how!r}; valid step tests: {', '.join(STEP_TESTS)}")
-        if self._states_text(step, problem):
-            return True
-        if how == "result" and self.kind == "numeric":
-            v = step_result(step)
-            return v is not None and self.matches(problem, _fmt_number(v))
-        return False
-
-    def _states_text(self, step: str, problem: Problem) -> bool:
-        fragments = [step[m.end() :].split("\n", 1)[0] for m in _ANSWER_IS.finditer(step)]
-        fragments += [f"\\boxed{{{b}}}" for b in boxed_contents(step)]
-        for frag in fragments:
-            if self.kind == "numeric":
-                v = parse_number(frag, "first")
-                pred = None if v is None else _fmt_number(v)
-            elif self.kind == "math":
-                pred = (boxed_contents(frag) or [re.split(r"(?<=[^\\])[,;]\s|\.\s|\.$", frag.strip())[0]])[-1]
-            elif self.kind == "choice":
-                pred = _choice_label(frag, list(problem.choices), "answer_is", problem.choices)
-            else:
-                pred = _yes_no(frag, "answer_is")
-            if self.matches(problem, pred):
-                return True
-        return False
-
-
-def _fmt_number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(v)
+        """VeriExit's step test (``hsir.answers.states_answer``): does this step already give the gold answer?"""
+        return answers.states_answer(self.kind, step, problem.answer, problem.choices, how)
 
 
 def _synthetic_rows(paths: list[Path], split: str) -> Iterator[Row]:
-    from hsir import synthetic
-
     for n, row in enumerate(synthetic.rows(split), 1):
         yield f"synthetic:{split}", n, row
 
@@ -619,7 +419,8 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          reader=_read_strategyqa),
     Task("gpqa", "choice", {"test": ["gpqa/gpqa_diamond.zip"]}, _gpqa,
          hub=("Idavidrein/gpqa", "gpqa_diamond"), hub_splits={"test": "train"}),
-    Task("synthetic", "numeric", {s: [] for s in ("seed", "unlabeled", "test")}, _synthetic, reader=_synthetic_rows),
+    Task("synthetic", "numeric", {s: [] for s in ("seed", "unlabeled", "validation", "test")}, _synthetic,
+         reader=_synthetic_rows),
 ]}
 
 

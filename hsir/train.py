@@ -22,53 +22,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from hsir.config import DPOSettings, LoopConfig, SFTSettings, settings_from
+from hsir.loopdata import seed_draw
+from hsir.progress import lines_mode, train_callbacks
 from hsir.runs import read_json, read_jsonl, write_json, write_jsonl
-from hsir.tasks import Problem, Task
+from hsir.tasks import Problem, Task, get_task
 
-
-@dataclass(frozen=True)
-class SFTSettings:
-    lr: float = 1e-4
-    epochs: float = 1.0
-    batch_size: int = 8  # rows per optimizer step, per process
-    grad_accum: int = 1
-    # Rows per forward pass; the step still averages over batch_size rows (accumulated), so the update is the
-    # same. None: batch_size on a GPU; 1 on a CPU, where one row at a time was the fastest and smallest
-    # (``python -m hsir.bench train``, bench/train.json, 2-core AVX2: 52.8 real tokens/s and 3.9 GiB against
-    # 32.5 tokens/s and 11.5 GiB for padded batches of 8).
-    micro_batch_size: int | None = None
-    max_length: int = 2048
-    warmup: float = 0.1  # a fraction of the steps (transformers 5 takes it as ``warmup_steps``)
-    weight_decay: float = 0.0
-    seed: int = 0
-    bf16: bool | None = None  # None: bf16 where the hardware runs it natively (models.native_bf16)
-    save_every: int = 50  # optimizer steps between checkpoints a killed run resumes from
-    num_processes: int = 1  # > 1: data-parallel under ``accelerate launch``
-    # Rows concatenated into one sequence per batch (position ids restart per row, no attention across rows)
-    # instead of padded to the longest: the same loss without the padding's compute. ``python -m hsir.bench train``
-    padding_free: bool = True
-    # transformers' attention: None for the model's own (SDPA); "eager" was +4-15% on a 2-core AVX512-BF16 CPU
-    # (bench/train-avx512bf16.json) but holds the row length squared per layer; on a GPU e.g. "flash_attention_2"
-    attn_implementation: str | None = None
-
-
-def settings_from(cls, values: dict | None, where: str = "settings"):
-    """A settings dataclass from a dict; an unknown key is an error naming it and the valid ones."""
-    values = dict(values or {})
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {valid}")
-    return cls(**values)
+log = logging.getLogger(__name__)
 
 
 def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
@@ -76,7 +46,6 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
     import torch
 
     from hsir.models import native_bf16
-    from hsir.progress import lines_mode
 
     gpu = torch.cuda.is_available()
     bf16 = native_bf16() if s.bf16 is None else s.bf16
@@ -148,24 +117,14 @@ def train_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SF
     if (out / "model.safetensors").exists():
         return out
     data = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
-    extra = {"max_length": settings.max_length, "completion_only_loss": True}
-    # one row per pass has no padding to drop (and TRL warns about it); TRL does not truncate padding-free rows:
-    # ``_fit`` checks their lengths itself
+    # TRL is told no max_length: ``truncate_rows`` cuts over-long rows itself (prompt kept, completion cut, as TRL's
+    # keep_start does), the same way padded or padding-free, and counts them (TRL does not truncate padding-free
+    # rows at all)
+    extra = {"max_length": None, "completion_only_loss": True}
+    # one row per pass has no padding to drop (and TRL warns about it)
     if settings.padding_free and micro_batch(settings, torch.cuda.is_available()) > 1:
-        extra |= {"max_length": None, "padding_free": True}
+        extra |= {"padding_free": True}
     return _fit(SFTTrainer, SFTConfig, extra, "sft.json", base, data, out, settings, trust_remote_code, callbacks)
-
-
-@dataclass(frozen=True)
-class DPOSettings(SFTSettings):
-    """DPO + NLL (paper Eq.2): L = -log σ(β·margin) + α·NLL(winner), the policy and the reference both M_{t-1}."""
-
-    lr: float = 1e-6  # paper: 1e-6 (2e-7 at 7-8B)
-    batch_size: int = 16  # paper: 16
-    padding_free: bool = False  # not passed to TRL's DPOTrainer: its pairs are padded
-    beta: float = 0.1
-    nll_weight: float = 0.5  # α
-    epochs: float = 3.0
 
 
 def train_dpo(base: str, pairs: Sequence[dict], out_dir: str | Path, settings: DPOSettings | None = None,
@@ -185,21 +144,87 @@ def train_dpo(base: str, pairs: Sequence[dict], out_dir: str | Path, settings: D
     return _fit(DPOTrainer, DPOConfig, extra, "dpo.json", base, data, out, settings, trust_remote_code, callbacks)
 
 
-def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: list[dict], out: Path, settings,
-         trust_remote_code: bool, callbacks: Sequence) -> Path:
-    """Train with a TRL trainer, resume from its last checkpoint, and write the model atomically with a report."""
-    import torch
-    from datasets import Dataset
+def truncate_rows(trainer, max_length: int, report: str) -> dict:
+    """Cut training rows longer than ``max_length`` tokens as the paper does (the prompt kept, the completion cut
+    at the end), count them, and say so in one warning line. SFT rows are cut here (TRL would not cut padding-free
+    rows); a row whose prompt alone fills ``max_length`` has nothing left to learn and is dropped. DPO pairs are
+    cut by TRL's collator at ``max_length``; they are only counted here (TRL drops a pair whose prompt fills it)."""
+    ds = trainer.train_dataset
+    if "input_ids" in ds.column_names:  # SFT: input_ids and labels (-100 on the prompt)
+        lengths = [len(ids) for ids in ds["input_ids"]]
+        prompts = [sum(t == -100 for t in labels) for labels in ds["labels"]]
+    else:  # DPO: prompt_ids, chosen_ids, rejected_ids
+        prompts = [len(p) for p in ds["prompt_ids"]]
+        lengths = [p + max(len(c), len(r)) for p, c, r in zip(prompts, ds["chosen_ids"], ds["rejected_ids"], strict=True)]
+    over = sum(n > max_length for n in lengths)
+    dropped = sum(p >= max_length for p in prompts)
+    if over and "input_ids" in ds.column_names:
+        cut = ds.map(lambda r: {"input_ids": r["input_ids"][:max_length], "labels": r["labels"][:max_length]})
+        trainer.train_dataset = cut.filter(lambda r: any(t != -100 for t in r["labels"]))
+    if over:
+        log.warning("%s: %d of %d training rows are longer than max_length=%d tokens (longest %d) and were cut at the "
+                    "completion's end; %d with no completion left were dropped", report.removesuffix(".json").upper(),
+                    over, len(lengths), max_length, max(lengths), dropped)
+    return {"truncated_rows": over, "dropped_rows": dropped, "max_length": max_length,
+            "longest_row": max(lengths, default=0)}
+
+
+def resolve_bf16(settings):
+    """``bf16=None`` resolved to what the hardware runs natively, so that the report records what ran."""
+    from hsir.models import native_bf16
+
+    return settings if settings.bf16 is not None else replace(settings, bf16=native_bf16())
+
+
+def last_checkpoint(ckpt_dir: Path) -> str | None:
+    """The trainer checkpoint a killed run resumes from, if any."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from hsir.models import atomic_dir, load_model, native_bf16
-    from hsir.progress import train_callbacks
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+
+
+def run_trainer(trainer, tokenizer, out: Path, ckpt_dir: Path, last: str | None, report_name: str,
+                report: Callable[[object, float], dict], cleanup: Callable[[], None] | None = None) -> Path:
+    """The training skeleton SFT, DPO and GRPO share: train (resuming from ``last``), then on the main process
+    write model, tokenizer and ``report(result, seconds)`` as ``report_name`` into ``out`` atomically, drop the
+    checkpoints, and let every process wait for it. ``cleanup`` runs after training, even when it fails."""
+    from hsir.models import atomic_dir
+
+    t0 = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    finally:
+        if cleanup is not None:
+            cleanup()
+    seconds = time.perf_counter() - t0
+    if not trainer.accelerator.is_main_process:
+        trainer.accelerator.wait_for_everyone()
+        return out
+
+    def build(tmp: Path) -> None:
+        trainer.model.eval()
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / report_name, report(result, seconds))
+
+    atomic_dir(out, build)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: list[dict], out: Path, settings,
+         trust_remote_code: bool, callbacks: Sequence) -> Path:
+    """Train SFT or DPO with a TRL trainer from ``base`` (``run_trainer`` does the rest)."""
+    import torch
+    from datasets import Dataset
+
+    from hsir.models import load_model
 
     if not data:
         raise ValueError(f"no rows to train {out} on")
     gpu = torch.cuda.is_available()
-    if settings.bf16 is None:  # resolved here, so that the report records what ran
-        settings = replace(settings, bf16=native_bf16())
+    settings = resolve_bf16(settings)
     settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     score_completion_tokens_only()
@@ -209,33 +234,15 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")
     trainer = trainer_cls(model=model, args=trl_args(config_cls, ckpt_dir, settings, **extra),
                           train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[*callbacks, *progress])
-    if trainer.args.padding_free:
-        lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-        too_long = [i for i, n in enumerate(lengths) if n > settings.max_length]
-        if too_long:
-            raise ValueError(f"training rows {too_long[:5]} are longer than max_length={settings.max_length} tokens "
-                             f"(longest {max(lengths)}); padding-free training does not truncate")
-    t0 = time.perf_counter()
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
-    result = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    if not trainer.accelerator.is_main_process:
-        trainer.accelerator.wait_for_everyone()
-        return out
+    cut = truncate_rows(trainer, settings.max_length, report)
+    last = last_checkpoint(ckpt_dir)
 
-    def build(tmp: Path) -> None:
-        trainer.model.eval()
-        trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        write_json(tmp / report, {"base": base, "rows": len(data), "settings": asdict(settings),
-                                  "train_loss": result.training_loss, "steps": result.global_step,
-                                  "seconds": round(seconds, 1), "resumed_from": last,
-                                  "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history})
+    def summary(result, seconds: float) -> dict:
+        return {"base": base, "rows": len(data), **cut, "settings": asdict(settings), "train_loss": result.training_loss,
+                "steps": result.global_step, "seconds": round(seconds, 1), "resumed_from": last,
+                "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history}
 
-    atomic_dir(out, build)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    return out
+    return run_trainer(trainer, tok, out, ckpt_dir, last, report, summary)
 
 
 TRAINERS = {"sft": (train_sft, SFTSettings), "dpo": (train_dpo, DPOSettings)}
@@ -273,6 +280,27 @@ def _free_port() -> int:
 
 def launch_sft(base: str, rows: Sequence[dict], out_dir: str | Path, settings: SFTSettings | None = None) -> Path:
     return launch("sft", base, rows, out_dir, settings)
+
+
+def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Path:
+    """SFT-Initial (M0): M trained on the first ``n_rows`` traces of D_s (default all of D_s, ``loopdata.seed_draw``),
+    in ``<run root>/<name>``; built by the first caller that needs it, then reused. A folder trained from another
+    base, on another number of rows or with other settings is refused, not reused."""
+    task = get_task(cfg.task, cfg.data_dir)
+    rows = sft_rows(task, seed_draw(task.load(cfg.seed_split), cfg)[: n_rows or cfg.n_seed])
+    settings = settings_from(SFTSettings, cfg.m0_sft, "m0_sft")
+    out = cfg.run_root / name
+    if (out / "sft.json").exists():
+        rep = read_json(out / "sft.json")
+        # how the steps are computed, not what they compute: a model trained either way is the same M0
+        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation")
+        want = {k: v for k, v in asdict(settings).items() if k not in speed}
+        got = {k: rep["settings"].get(k) for k in want}
+        if rep["rows"] != len(rows) or rep["base"] != cfg.model or got != want:
+            raise RuntimeError(f"{out} was trained from {rep['base']} on {rep['rows']} rows with {got}; this profile "
+                               f"asks for {cfg.model} on {len(rows)} rows with {want}. Delete it or use another root.")
+        return out
+    return launch_sft(cfg.model, rows, out, settings)
 
 
 def sft_report(model_dir: str | Path) -> dict:

@@ -13,7 +13,8 @@ import json
 import random
 from collections.abc import Sequence
 
-from hsir.tasks import STEP_TESTS, Problem, Task
+from hsir.config import STEP_TESTS
+from hsir.tasks import Problem, Task
 from hsir.traces import EXIT_PROMPT, prefix_through_step, split_steps
 
 

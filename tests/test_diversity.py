@@ -3,16 +3,16 @@ import pytest
 import torch
 
 from hsir.analysis import auc_ci, matched_length_pairs, roc_auc, spearman
-from hsir.diversity import length_driven_filter, load_embedder, readiv_scores, reasoning_diversity
+from hsir.diversity import length_driven_filter, load_embedder, readiv, readiv_scores
 
 
 def test_reasoning_diversity_drops_near_duplicates_in_order():
     e = torch.tensor([[1.0, 0, 0], [0.99, 0.1, 0], [0, 1.0, 0], [0, 0.98, 0.05], [0, 0, 1.0]])
-    assert reasoning_diversity(e) == pytest.approx(3 / 5)
-    assert reasoning_diversity(e, threshold=0.999) == 1.0
-    assert reasoning_diversity(e[:1]) == 1.0
+    assert readiv(e) == pytest.approx(3 / 5)
+    assert readiv(e, threshold=0.999) == 1.0
+    assert readiv(e[:1]) == 1.0
     with pytest.raises(ValueError):
-        reasoning_diversity(torch.zeros(0, 3))
+        readiv(torch.zeros(0, 3))
 
 
 def test_readiv_with_the_embedded_embedder_sees_restated_steps():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from hsir.generate import HFGenerator, SamplingConfig, finish, greedy, make_generator
@@ -82,3 +84,28 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, amx
     assert resolve_dtype("fp32", "cpu") == torch.float32  # an explicit dtype is kept
     with pytest.raises(ValueError, match="fp16"):
         resolve_dtype("fp16")
+
+
+def test_the_engine_gets_weights_in_its_own_dtype(tmp_path, monkeypatch, smoke_model):
+    """vLLM warns once per weight when it casts fp32 safetensors into a bf16 engine: the kit hands it a bf16 copy
+    of the same values instead (cached for a start, temporary for a swap), and the folder itself when it fits."""
+    import torch
+    from safetensors.torch import load_file
+
+    from hsir.models import model_path
+    from hsir.vllm_backend import weights_in
+
+    monkeypatch.setenv("HSIR_CACHE_DIR", str(tmp_path / "cache"))
+    src = model_path("smoke:tiny-llama")
+    assert weights_in(src, torch.float32) == src  # already fp32: no copy
+    copy = weights_in(src, torch.bfloat16)
+    assert copy != src and str(tmp_path / "cache") in copy
+    before = load_file(f"{src}/model.safetensors")
+    after = load_file(f"{copy}/model.safetensors")
+    assert set(after) == set(before) and all(after[k].dtype == torch.bfloat16 for k in after)
+    assert all(torch.equal(after[k], before[k].to(torch.bfloat16)) for k in before)  # the cast vLLM would do
+    assert (Path(copy) / "config.json").exists() and any(Path(copy).glob("tokenizer*"))
+    assert weights_in(src, torch.bfloat16) == copy  # cached: made once
+    assert weights_in(copy, torch.bfloat16) == copy  # bf16 already
+    swap = weights_in(src, torch.bfloat16, str(tmp_path / "swap"))
+    assert swap == str(tmp_path / "swap") and (tmp_path / "swap" / "model.safetensors").exists()

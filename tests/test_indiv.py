@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsir.indiv import filter_by_indiv, indiv_score, indiv_scores, middle_states, normalise, resolve_tau
+from hsir.indiv import filter_by_indiv, indiv_of_states, indiv_scores, middle_states, normalise, resolve_tau
 
 
 def reference(h: np.ndarray, w=None, alpha=1e-3) -> float:
@@ -26,25 +26,25 @@ def test_matches_numpy_reference(n, d, weighted):
     rng = np.random.default_rng(n * 100 + d)
     h = rng.normal(size=(n, d)) * rng.uniform(0.1, 3)
     w = rng.uniform(0.05, 1.0, size=n) if weighted else None
-    got = indiv_score(torch.tensor(h, dtype=torch.float32), None if w is None else torch.tensor(w), 1e-3)
+    got = indiv_of_states(torch.tensor(h, dtype=torch.float32), None if w is None else torch.tensor(w), 1e-3)
     want = reference(h.astype(np.float32), w)
     assert got == pytest.approx(want, rel=1e-6)
 
 
 def test_bf16_input_and_bad_input():
     h = torch.randn(10, 8, dtype=torch.bfloat16)
-    assert math.isfinite(indiv_score(h))
+    assert math.isfinite(indiv_of_states(h))
     for bad in (torch.zeros(0, 8), torch.zeros(1, 8), torch.zeros(8)):
         with pytest.raises(ValueError, match="n ≥ 2"):
-            indiv_score(bad)
+            indiv_of_states(bad)
     with pytest.raises(ValueError, match="NaN or inf"):
-        indiv_score(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+        indiv_of_states(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="weights"):
-        indiv_score(torch.randn(4, 3), weights=torch.ones(5))
+        indiv_of_states(torch.randn(4, 3), weights=torch.ones(5))
 
 
 def test_constant_states_hit_the_floor_not_minus_infinity():
-    assert indiv_score(torch.ones(6, 4)) == pytest.approx(math.log(1e-3))
+    assert indiv_of_states(torch.ones(6, 4)) == pytest.approx(math.log(1e-3))
 
 
 def test_repeating_steps_lowers_indiv():
@@ -52,26 +52,26 @@ def test_repeating_steps_lowers_indiv():
     steps = [rng.normal(size=(12, 32)) for _ in range(4)]
     clean = np.concatenate(steps)
     repeated = np.concatenate(steps + steps[:2])  # two steps said again
-    assert indiv_score(repeated) < indiv_score(clean)
+    assert indiv_of_states(repeated) < indiv_of_states(clean)
     half = np.concatenate(steps[:2])
-    assert indiv_score(np.concatenate([half, half])) < indiv_score(clean)  # matched length, half the content
+    assert indiv_of_states(np.concatenate([half, half])) < indiv_of_states(clean)  # matched length, half the content
 
 
 def test_permuting_tokens_does_not_raise_it():
     rng = np.random.default_rng(1)
     h = rng.normal(size=(30, 20))
-    base = indiv_score(h)
+    base = indiv_of_states(h)
     for seed in range(5):
         perm = np.random.default_rng(seed).permutation(30)
-        assert indiv_score(h[perm]) == pytest.approx(base, rel=1e-9)  # the spectrum is order-free
+        assert indiv_of_states(h[perm]) == pytest.approx(base, rel=1e-9)  # the spectrum is order-free
 
 
 def test_covariance_form_is_length_robust():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(400, 16))
-    a, b = indiv_score(x[:100], form="covariance"), indiv_score(x, form="covariance")
+    a, b = indiv_of_states(x[:100], form="covariance"), indiv_of_states(x, form="covariance")
     assert abs(a - b) < 0.2
-    assert indiv_score(x[:100]) - indiv_score(x) > 0.5  # the Gram form falls with n once n > d
+    assert indiv_of_states(x[:100]) - indiv_of_states(x) > 0.5  # the Gram form falls with n once n > d
 
 
 def test_tau_as_number_or_quantile():
@@ -94,7 +94,7 @@ def test_model_pass_matches_a_full_forward(smoke_model):
     with torch.no_grad():
         out = model(torch.tensor([p_ids + s_ids]), output_hidden_states=True)
     mid = len(model.model.layers) // 2
-    want = indiv_score(out.hidden_states[mid][0, len(p_ids):])
+    want = indiv_of_states(out.hidden_states[mid][0, len(p_ids):])
     # batched with a longer neighbour: right padding must not change the score
     got = indiv_scores(model, tok, [prompt, prompt + " and more words here"], [sol, sol + " Extra."], weighting="none")
     assert got[0] == pytest.approx(want, rel=1e-5)

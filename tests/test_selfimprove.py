@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from hsir import selfimprove
+from hsir import generate, selection, selfimprove
 from hsir.generate import Completion, GenStats
 from hsir.methods import METHODS, get_method, run_order
 from hsir.results import results_table
@@ -65,7 +65,7 @@ def scripted(monkeypatch, smoke_model):
         made.append(Scripted(model, smoke_model[1]))
         return made[-1]
 
-    monkeypatch.setattr(selfimprove, "make_generator", factory)
+    monkeypatch.setattr(generate, "make_generator", factory)
     return made
 
 
@@ -201,13 +201,13 @@ def test_selection_rules_pick_one_per_query():
             {"qid": "a", "length": 3, "readiv": 0.9, "why": "c", "text": "y"},
             {"qid": "b", "length": 4, "readiv": 0.5, "why": "c", "text": "z"},
             {"qid": "b", "length": 4, "readiv": 0.5, "why": "c", "text": "z "}]
-    assert [k["text"] for k in selfimprove.select("shortest", kept, 0)] == ["y", "z"]
-    assert [k["text"] for k in selfimprove.select("high_readiv", kept, 0)] == ["y", "z"]
-    assert [k["text"] for k in selfimprove.select("low_readiv", kept, 0)] == ["x", "z"]
-    assert [k["text"] for k in selfimprove.select("dedup", kept, 0)] == ["x", "y", "z"]
-    r1, r2 = selfimprove.select("random", kept, 0), selfimprove.select("random", kept, 0)
+    assert [k["text"] for k in selection.select("shortest", kept, 0)] == ["y", "z"]
+    assert [k["text"] for k in selection.select("high_readiv", kept, 0)] == ["y", "z"]
+    assert [k["text"] for k in selection.select("low_readiv", kept, 0)] == ["x", "z"]
+    assert [k["text"] for k in selection.select("dedup", kept, 0)] == ["x", "y", "z"]
+    r1, r2 = selection.select("random", kept, 0), selection.select("random", kept, 0)
     assert r1 == r2 and len(r1) == 2
-    assert len(selfimprove.select("all", kept, 0)) == 4
+    assert len(selection.select("all", kept, 0)) == 4
 
 
 def test_bad_settings_fail_at_once_naming_the_key(tmp_path):
@@ -248,7 +248,7 @@ def test_every_method_entry_is_valid_and_the_table_lists_them():
 
 
 def test_veriexit_bench_compares_rates_at_the_same_budget(tmp_path, scripted):
-    from hsir.bench_veriexit import veriexit_bench
+    from hsir.bench.veriexit import veriexit_bench
 
     res = veriexit_bench("smoke", {"root": str(tmp_path)})
     ve, rs = res["methods"]["veriexit"], res["methods"]["resampling"]
@@ -270,11 +270,11 @@ def test_pairs_winners_with_random_losers_of_their_own_query():
     losers = [_row("a", "sample", 0, 2, False), _row("a", "sample", 0, 4, False),
               _row("c", "sample", 2, 0, False),  # no winner for c
               _row("d", "sample", 3, 1, False)]
-    pairs = selfimprove.make_pairs(winners, losers, seed=0)
+    pairs = selection.make_pairs(winners, losers, seed=0)
     assert [(p["qid"], p["winner"]) for p in pairs] == [("a", "sample:0:0"), ("a", "veriexit:0:1"), ("d", "sample:3:0")]
     assert all(p["loser"] in {"sample:0:2", "sample:0:4"} for p in pairs[:2]) and pairs[2]["loser"] == "sample:3:1"
     assert all(filtered["text"] not in (p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs)
-    assert selfimprove.make_pairs(winners, losers, seed=0) == pairs  # seeded
+    assert selection.make_pairs(winners, losers, seed=0) == pairs  # seeded
     assert all("loser: incorrect sample" in p["why"] for p in pairs)
 
 
@@ -298,7 +298,7 @@ def test_a_dpo_round_without_pairs_keeps_the_previous_model(tmp_path, monkeypatc
             out = super().generate(prompts, cfg)
             return [[self._done(c.text.replace("<answer>\n", "<answer>\n-")) for c in cs] for cs in out]
 
-    monkeypatch.setattr(selfimprove, "make_generator", lambda model, backend="auto", **kw: AllWrong(model, smoke_model[1]))
+    monkeypatch.setattr(generate, "make_generator", lambda model, backend="auto", **kw: AllWrong(model, smoke_model[1]))
     cfg = smoke_cfg(tmp_path, T=1)
     [res] = run_method("IRPO", cfg, log=lambda _: None)
     it = tmp_path / "methods" / "IRPO" / "iter_1"

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from hsir.tasks import STEP_TESTS, TASKS, DataError, Problem, get_task, step_result
+from hsir.answers import step_result
+from hsir.config import STEP_TESTS
+from hsir.tasks import TASKS, DataError, Problem, get_task
 from hsir.traces import format_trace
 
 # Rows per local split, from shared/data/SOURCES.md.

@@ -63,10 +63,30 @@ def test_padding_free_and_micro_batches_train_the_same_loss_and_weights_as_padde
         other, _ = load_model(str(out[name]), dtype="fp32")
         for (pname, p), q in zip(ref.named_parameters(), other.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-4), (name, pname)
-    with pytest.raises(ValueError, match=r"rows \[0, 1\] are longer than max_length=16"):
-        train_sft("smoke:tiny-llama", rows[:2], tmp_path / "long", SFTSettings(max_length=16, micro_batch_size=2))
     with pytest.raises(ValueError, match="micro_batch_size=3 must divide batch_size=4"):
         train_sft("smoke:tiny-llama", rows, tmp_path / "odd", SFTSettings(batch_size=4, micro_batch_size=3))
+
+
+def test_rows_longer_than_max_length_are_cut_and_counted_padded_or_padding_free(tmp_path, smoke_model):
+    """The paper truncates at max_length: a longer row trains with its completion cut (the prompt kept), and
+    sft.json counts it, the same with padded batches and padding-free micro-batches."""
+    from hsir.models import load_tokenizer
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=4))
+    tok = load_tokenizer("smoke:tiny-llama")
+    ids = lambda msgs, **kw: tok.apply_chat_template(msgs, tokenize=True, return_dict=True, **kw)["input_ids"]
+    full = [len(ids(r["prompt"] + r["completion"])) for r in rows]
+    prompt = [len(ids(r["prompt"], add_generation_prompt=True)) for r in rows]
+    limit = sorted(full)[1]  # at least two rows longer, every prompt shorter
+    assert max(prompt) < limit
+    for name, free, micro in (("padded", False, 1), ("padding-free", True, 2)):
+        out = train_sft("smoke:tiny-llama", rows, tmp_path / name, SFTSettings(
+            lr=1e-3, batch_size=2, bf16=False, padding_free=free, micro_batch_size=micro, max_length=limit))
+        rep = sft_report(out)
+        assert (out / "model.safetensors").exists(), name
+        assert rep["truncated_rows"] == sum(n > limit for n in full) >= 2, name
+        assert rep["dropped_rows"] == 0 and rep["longest_row"] == max(full) and rep["rows"] == 4, name
 
 
 def test_scoring_only_completion_tokens_keeps_the_loss_and_gradients(smoke_model):

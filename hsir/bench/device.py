@@ -85,7 +85,7 @@ def device_check(args) -> dict:
     texts = [c.text for cs in comps for c in cs]
     sol_prompts = [p for p in prompts for _ in range(n_samples)]
     indiv_scores(big, tok, sol_prompts[:8], texts[:8])
-    from hsir.bench_scoring import TIMED_VARIANTS
+    from hsir.bench.scoring import TIMED_VARIANTS
 
     timings = {}
     for name, kw in TIMED_VARIANTS.items():

@@ -41,7 +41,7 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
     """One configuration: train, timing each optimizer step and counting the tokens each forward sees."""
     from transformers import TrainerCallback
 
-    from hsir.bench import TreeMemory
+    from hsir.bench.common import TreeMemory
     from hsir.tasks import get_task
     from hsir.train import SFTSettings, sft_rows, train_sft
 
@@ -98,7 +98,7 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
 
 def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size: int = 8,
                 only: list[str] | None = None) -> dict:
-    from hsir.bench import matmul_flops
+    from hsir.bench.common import matmul_flops
     from hsir.models import load_model, native_bf16
 
     m, _ = load_model(model, dtype="fp32", device="cpu")
@@ -119,7 +119,7 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
         print(f"[bench] train {name} ...", flush=True)
         overrides = dict(overrides)
         env = os.environ | overrides.pop("env", {})
-        cmd = [sys.executable, "-m", "hsir.bench_train", json.dumps(overrides), model, str(steps), str(batch_size)]
+        cmd = [sys.executable, "-m", "hsir.bench.train", json.dumps(overrides), model, str(steps), str(batch_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:

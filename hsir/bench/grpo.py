@@ -23,7 +23,7 @@ GRPO_CONFIGS = {"transformers": {"rollouts": "transformers"}, "engine": {"rollou
 
 
 def start_model(profile: str = "embedded") -> str:
-    from hsir.selfimprove import load_config
+    from hsir.config import load_config
 
     cfg = load_config(profile)
     m0 = cfg.run_root / "m0"
@@ -31,10 +31,11 @@ def start_model(profile: str = "embedded") -> str:
 
 
 def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
-    from hsir.bench import TreeMemory
+    from hsir.bench.common import TreeMemory
+    from hsir.config import load_config
     from hsir.grpo import grpo_report, train_grpo
+    from hsir.loopdata import load_data
     from hsir.methods import get_method
-    from hsir.selfimprove import load_config, load_data
 
     with TreeMemory() as mem, tempfile.TemporaryDirectory() as tmp:
         base = load_config(profile)
@@ -67,7 +68,7 @@ def grpo_bench(profile: str = "embedded", steps: int = 3, only: list[str] | None
         if only and name not in only:
             continue
         print(f"[bench] grpo {name} from {start} ...", flush=True)
-        cmd = [sys.executable, "-m", "hsir.bench_grpo", json.dumps(overrides), profile, start, str(steps)]
+        cmd = [sys.executable, "-m", "hsir.bench.grpo", json.dumps(overrides), profile, start, str(steps)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:

@@ -1,5 +1,5 @@
-"""Benchmarks, written to JSON: ``python -m hsir.bench generate|scoring|agreement|device|veriexit|train``
-(``train``: hsir.bench_train; ``veriexit``: hsir.bench_veriexit).
+"""``python -m hsir.bench generate`` and ``agreement``: sampling throughput against the machine's ceiling, and the
+two backends' greedy answers side by side.
 
 ``agreement``: greedy evaluation with both backends on the same 64 synthetic problems; the share whose
 extracted answers agree (exact text equality is not expected: kernels differ).
@@ -15,14 +15,12 @@ Ratios are only meaningful between figures of the same run: these machines are n
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import torch
+from hsir.bench.common import TreeMemory, machine, matmul_flops
 
 GEN_CONFIGS = {  # vLLM's engine runs in the benchmark's process by default on a CPU; the -mp rows use vLLM's own
     # default (engine core and worker in processes of their own) for comparison. Each row records the mode it got.
@@ -40,59 +38,6 @@ SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time fr
     # In its multiprocess mode vLLM drops the worker's torch threads to 1 on a 2-core box; let it use both cores.
     "vllm-bf16-omp2": {"backend": "vllm", "dtype": "bf16", "in_process": False, "env": {"OMP_NUM_THREADS": "2"}},
 }
-
-
-def matmul_flops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, seconds: float = 3.0) -> float:
-    """Measured dense matrix-product rate (FLOP/s) on this machine's CPU, or the GPU where there is one."""
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    a = torch.randn(n, n, dtype=dtype, device=dev)
-    b = torch.randn(n, n, dtype=dtype, device=dev)
-    for _ in range(3):
-        a @ b
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        done += 1
-        if dev == "cuda":
-            torch.cuda.synchronize()
-    return 2 * n**3 * done / (time.perf_counter() - t0)
-
-
-class TreeMemory:
-    """Peak resident memory of this process and all its descendants (vLLM's engine and worker run as children),
-    sampled every 0.2 s on a background thread."""
-
-    def __init__(self, interval: float = 0.2):
-        import threading
-
-        self.peak, self.interval, self._stop = 0, interval, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        import psutil
-
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_gib(self) -> float:
-        return round(self.peak / 2**30, 3)
 
 
 def bench_prompts(n_prompts: int = 32):
@@ -128,7 +73,7 @@ def one_generate(cfg: dict, model: str, n_prompts: int, n: int, max_new_tokens: 
             "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": mem.peak_gib}
 
 
-def _subprocess(kind: str, cfg: dict, args) -> dict:
+def run_in_subprocess(kind: str, cfg: dict, args) -> dict:
     import os
 
     cfg = dict(cfg)
@@ -201,7 +146,7 @@ def generate_bench(args) -> dict:
             results[name] = {**cfg, "skipped": "bf16 is emulated on this CPU (no AMX or AVX512-BF16)"}
             continue
         print(f"[bench] {name} ...", flush=True)
-        r = _subprocess("generate", cfg, args)
+        r = run_in_subprocess("generate", cfg, args)
         if "tokens_per_s" in r:
             r["ratio_to_ceiling"] = round(r["tokens_per_s"] / ceiling, 3)
         results[name] = r
@@ -212,63 +157,7 @@ def generate_bench(args) -> dict:
         "cached_load_s": load_seconds(args.model),
         "parameters": params, "matmul_dtype": str(fast).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
         "ceiling_tokens_per_s": round(ceiling, 1), "configs": results,
-        "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-                    "cpu": torch.backends.cpu.get_cpu_capability()},
+        "machine": machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "grpo",
-                                      "_generate", "_scoring"])
-    ap.add_argument("config", nargs="?", default="{}")
-    ap.add_argument("--model", default="embedded:smollm2-135m")
-    ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
-    ap.add_argument("--sweep", action="store_true", help="also the vLLM settings sweep")
-    ap.add_argument("--only", nargs="*", help="configuration names to run")
-    ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
-    ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
-    ap.add_argument("--steps", type=int, default=5, help="train, grpo: optimizer steps per configuration")
-    ap.add_argument("--profile", default="embedded", help="veriexit, grpo: the loop profile (params/<profile>/selfimprove.yaml)")
-    args = ap.parse_args(argv)
-    if args.which == "_generate":
-        print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
-        return 0
-    if args.which == "_scoring":
-        from hsir.bench_scoring import scoring_bench
-
-        print(json.dumps(scoring_bench(args)))
-        return 0
-    if args.which == "generate":
-        result = generate_bench(args)
-    elif args.which == "agreement":
-        result = agreement_bench(args)
-    elif args.which == "device":
-        from hsir.bench_device import device_check
-
-        result = device_check(args)
-    elif args.which == "train":
-        from hsir.bench_train import train_bench
-
-        result = train_bench(args.model, steps=args.steps, only=args.only)
-    elif args.which == "grpo":
-        from hsir.bench_grpo import grpo_bench
-
-        result = grpo_bench(args.profile, steps=args.steps, only=args.only)
-    elif args.which == "veriexit":
-        from hsir.bench_veriexit import veriexit_bench
-
-        result = veriexit_bench(args.profile)
-    else:
-        result = _subprocess("scoring", {}, args)
-    suffix = f"-{args.dtype}" if args.which == "agreement" else ""
-    out = Path(args.out or f"bench/{args.which}{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"[bench] wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 import time
 
-from hsir.generate import SamplingConfig
-from hsir.sampling import correct_counts, generate_rows, task_requests
-from hsir.selfimprove import Engine, build_m0, generations_path, load_config, load_data, sample_model, veriexit_requests
+from hsir.config import load_config
+from hsir.generate import Engine, SamplingConfig
+from hsir.loopdata import load_data
+from hsir.sampling import correct_counts, generate_rows, generations_path, sample_model, task_requests, veriexit_requests
+from hsir.train import build_m0
 
 
 def _rate(rows: list[dict]) -> dict:

@@ -36,7 +36,7 @@ def indiv_memory(model_spec: str, dtype: str = "auto", n_tokens: int = 2048) -> 
     """Peak memory of the InDiv pass (with attention weighting) over one n-token solution, in this process."""
     import torch
 
-    from hsir.bench import TreeMemory
+    from hsir.bench.common import TreeMemory
     from hsir.indiv import indiv_scores
     from hsir.models import load_model
 
@@ -92,7 +92,7 @@ def scoring_bench(args) -> dict:
     readiv_scores(texts, emb)
     eq3_s = time.perf_counter() - t0
 
-    mem = subprocess.run([sys.executable, "-c", f"import json; from hsir.bench_scoring import indiv_memory; "
+    mem = subprocess.run([sys.executable, "-c", f"import json; from hsir.bench.scoring import indiv_memory; "
                           f"print(json.dumps(indiv_memory({args.model!r})))"], capture_output=True, text=True)
     memory = json.loads(mem.stdout.strip().splitlines()[-1]) if mem.returncode == 0 else {"error": mem.stderr[-500:]}
     return {

@@ -1,0 +1,81 @@
+"""What the benches share: the measured matrix-product rate (the ceiling every ratio is taken against), peak
+memory of a process tree, and the facts of the machine a figure came from."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+
+def matmul_flops(dtype: torch.dtype = torch.bfloat16, n: int = 2048, seconds: float = 3.0) -> float:
+    """Measured dense matrix-product rate (FLOP/s) on this machine's CPU, or the GPU where there is one."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, dtype=dtype, device=dev)
+    b = torch.randn(n, n, dtype=dtype, device=dev)
+    for _ in range(3):
+        a @ b
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        done += 1
+        if dev == "cuda":
+            torch.cuda.synchronize()
+    return 2 * n**3 * done / (time.perf_counter() - t0)
+
+
+class TreeMemory:
+    """Peak resident memory of this process and all its descendants (vLLM's engine and worker run as children),
+    sampled every 0.2 s on a background thread."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        self.peak, self.interval, self._stop = 0, interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gib(self) -> float:
+        return round(self.peak / 2**30, 3)
+
+
+def machine() -> dict:
+    """The box a figure came from: CPU model and capability (AMX, AVX512 with or without native bf16, AVX2), cores
+    torch uses, and the GPU where there is one. Every bench JSON records it (``python -m hsir.bench``)."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), model)
+        flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    except OSError:
+        flags = []
+    from hsir.models import native_bf16
+
+    return {"cpu_model": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "amx": any(f.startswith("amx") for f in flags), "avx512_bf16": "avx512_bf16" in flags,
+            "native_bf16": native_bf16("cpu"), "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
