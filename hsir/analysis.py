@@ -1,10 +1,21 @@
-"""Statistics for the InDiv analysis: ROC AUC with bootstrap intervals, matched-length pairs, Spearman."""
+"""The computations behind the analysis notebooks (01, 04, 07), kept here so that tests reach them.
+
+InDiv (07): ROC AUC with bootstrap intervals, matched-length pairs, Spearman, the planted and the self-generated
+redundancy labels, the populations tau is read against, and the tau recommendation. Fig. 2 (01): the correct-count
+summary and the level split. GRPO (04): which methods a paper table shows, and the per-run means of the curves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from hsir import paper
+from hsir.synthetic import rechecks
+
+DEFAULT_VARIANT = "token/self-max (default)"  # the paper's reading (hsir.indiv's default)
+STEP_VARIANT = "step/received-max"  # the kit's step-level variant, the one that survives matched length
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -194,4 +205,123 @@ def population_table(pops: dict[str, np.ndarray], tau: float):
         v = v[np.isfinite(v)]
         rows[name] = {"n": len(v), "quantile of tau": float(np.mean(v < tau)) if len(v) else np.nan,
                       "median": float(np.median(v)) if len(v) else np.nan}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ------------------------------------------------------------------------------------------------ InDiv labels (07)
+
+def planted_redundancy(task, problems: Sequence, tokenizer) -> tuple[list[str], list[str], np.ndarray]:
+    """The synthetic seed traces of ``problems`` in both variants, clean first: (prompts, texts, labels), label 1 for
+    the redundant one. Both variants answer the same prompts, so a score that separates them reads the redundancy."""
+    prompts = [task.prompt(p, tokenizer) for p in problems]
+    texts = [p.meta["clean_trace"] for p in problems] + [p.meta["redundant_trace"] for p in problems]
+    return prompts * 2, texts, np.array([0] * len(problems) + [1] * len(problems), dtype=int)
+
+
+def reference_traces(task, problems: Sequence, tokenizer) -> tuple[list[str], list[str]]:
+    """(prompts, texts) of the reference reasoning the task ships with its problems (e.g. DeepSeek-R1's GSM8K traces)."""
+    return [task.prompt(p, tokenizer) for p in problems], [p.reasoning for p in problems]
+
+
+def recheck_labels(texts: Sequence[str]) -> np.ndarray:
+    """1 for each text that re-checks itself the way the planted redundancy does (``synthetic.rechecks``): the
+    label of a model's own samples, which have no planted twin."""
+    return np.array([int(rechecks(t)) for t in texts], dtype=int)
+
+
+def two_classes(labels: Sequence[int]) -> bool:
+    """Both labels occur: an AUC or a cut needs redundant and clean examples."""
+    total = int(np.sum(labels))
+    return 0 < total < len(labels)
+
+
+def sample_prompts(task, problems: Sequence, rows: Sequence[dict], tokenizer,
+                   correct_only: bool = False) -> tuple[list[str], list[str]]:
+    """(prompts, texts) of the sample ``rows`` whose query is among ``problems`` (only the correct ones with
+    ``correct_only``, the population HSIR filters), each prompt built as the task builds it for that query."""
+    by_qid = {p.qid: p for p in problems}
+    kept = [r for r in rows if r["qid"] in by_qid and (not correct_only or r["correct"])]
+    return [task.prompt(by_qid[r["qid"]], tokenizer) for r in kept], [r["text"] for r in kept]
+
+
+def indiv_populations(variant: str, synthetic: Mapping[str, np.ndarray], synthetic_labels: Sequence[int],
+                      r1: Mapping[str, np.ndarray], zero_shot: Mapping[str, np.ndarray],
+                      m0: Mapping[str, np.ndarray], m0_labels: Sequence[int]) -> dict[str, np.ndarray]:
+    """One variant's scores split into the populations tau is read against: InDiv's scale moves with the model and
+    the text, so where tau falls must be read per population (``population_table``)."""
+    y_syn, y_m0 = np.asarray(synthetic_labels), np.asarray(m0_labels)
+    return {"synthetic clean (base)": synthetic[variant][y_syn == 0],
+            "synthetic redundant (base)": synthetic[variant][y_syn == 1],
+            "R1 traces (base)": r1[variant],
+            "zero-shot samples (base)": zero_shot[variant],
+            "M0 correct samples": m0[variant],
+            "M0 correct, re-checking": m0[variant][y_m0 == 1]}
+
+
+# ------------------------------------------------------------------------------------------------ tau (07)
+
+def recommend_cuts(sources: Mapping[str, tuple[Mapping[str, np.ndarray], Sequence[int]]], variants: Sequence[str],
+                   tau: float | None = None):
+    """``recommend_cut`` for every variant on every source (name -> (scores by variant, labels)), one row per
+    (variant, source); a source whose labels (after NaN scores are dropped) hold one class only gives no row."""
+    import pandas as pd
+
+    rows = {}
+    for v in variants:
+        for source, (scores, labels) in sources.items():
+            r = recommend_cut(labels, scores[v], tau)
+            if r is not None:
+                rows[(v, source)] = r
+    rec = pd.DataFrame.from_dict(rows, orient="index")  # typed columns: the cut a float, tau a string
+    if len(rec):
+        rec.index = rec.index.set_names(["variant", "source"])
+    return rec
+
+
+def tau_recommendation(rec, sources: Sequence[str], reference: str = DEFAULT_VARIANT) -> dict:
+    """The recommendation from the first of ``sources`` that has a cut in ``rec`` (``recommend_cuts``): the
+    variant that separates best there, its tau, and the quantile at which the paper's tau falls under
+    ``reference``. M0's own correct samples come first where they hold both classes: they are what HSIR cuts."""
+    have = set(rec.index.get_level_values(1)) if len(rec) else set()
+    source = next((s for s in sources if s in have), None)
+    if source is None:
+        raise ValueError(f"no cut: none of {list(sources)} holds both labels")
+    best, r = recommendation(rec, source)
+    paper_q = rec.loc[(reference, source)].get("quantile of tau", np.nan) if (reference, source) in rec.index else np.nan
+    return {"source": source, "variant": best, **r, "paper tau quantile": float(paper_q)}
+
+
+# ------------------------------------------------------------------------------------------------ Fig. 2 (01)
+
+def correct_count_summary(histograms: Mapping[str, Mapping[str, int]], k: int):
+    """Per model, from its correct-count histogram (query -> correct samples of ``k``): the queries with none
+    correct (which self-improvement cannot learn from), those with all correct, and the sample accuracy."""
+    import pandas as pd
+
+    rows = {}
+    for name, counts in histograms.items():
+        c = np.asarray(list(counts.values()), dtype=int)
+        rows[name] = {"queries with 0 correct": int(np.sum(c == 0)), "queries with all correct": int(np.sum(c == k)),
+                      "sample accuracy": float(c.sum() / (k * len(c))) if len(c) else np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def subset_size(n: int, share: float) -> int:
+    """Rows in a ``share`` of ``n`` (the weaker M0's seed traces), at least one so that it trains."""
+    return max(1, int(n * share))
+
+
+# ------------------------------------------------------------------------------------------------ GRPO (04)
+
+def in_paper_order(table: str, methods: Sequence[str]) -> list[str]:
+    """The rows of paper table ``table`` (``hsir.paper.METHODS``) that are among ``methods``, in the paper's order."""
+    paper.check_table(table)
+    return [m for m in paper.METHODS[table] if m in methods]
+
+
+def curve_means(curves):
+    """Each method's mean over its GRPO steps of every reward part, the completion length and KL
+    (``grpo.training_curves``); a column no run logged is left out."""
+    cols = [c for c in curves.columns if c.startswith("reward/")] + [c for c in ("completion_length", "kl")
+                                                                      if c in curves.columns]
+    return curves.groupby("method", sort=False)[cols].mean()

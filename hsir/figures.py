@@ -1,4 +1,5 @@
-"""Figures regenerated from run artifacts: saved as PNG and PDF under ``figures/<profile>/``."""
+"""Figures regenerated from run artifacts, built here so that tests reach them; notebooks save them as PNG and PDF
+under ``hsir.config.figures_dir(profile)`` (``$HSIR_FIGURES_DIR/<profile>``, default ``figures/<profile>``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless runs fall back to Agg by themselves; notebooks keep their inline backend
+from matplotlib.ticker import MaxNLocator
 
 
 def save(fig, folder: str | Path, name: str) -> Path:
@@ -19,7 +21,7 @@ def save(fig, folder: str | Path, name: str) -> Path:
 
 
 def correct_count_histogram(counts: Mapping[str, int], k: int, title: str = ""):
-    """The paper's Figure 1: how many queries have 0, 1, …, K correct samples out of K."""
+    """Paper Fig. 2 (left), for one model: how many queries have 0, 1, …, K correct samples out of K."""
     import numpy as np
 
     values = np.bincount(np.asarray(list(counts.values()), dtype=int), minlength=k + 1)
@@ -65,5 +67,76 @@ def figure_2(histograms: Mapping[str, Mapping[str, int]], k: int, levels, ablati
         twin.plot(x, ablation["mean_tokens"], "ko-", label="output tokens")
         twin.set_ylabel("mean output tokens")
         twin.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def redundancy_auc(table, target: float = 0.85):
+    """Notebook 07: each score's ROC AUC for telling redundant from clean traces, over all traces and over
+    matched-length pairs only, with 95% intervals (an ``analysis.redundancy_table``); 0.5 is chance."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = np.arange(len(table))
+    for off, col, ci, label in [(-0.2, "auc", "auc_ci95", "all traces"),
+                                (0.2, "matched_auc", "matched_ci95", "matched length")]:
+        values = table[col].to_numpy(dtype=float)
+        err = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(values, table[ci], strict=True)]).reshape(-1, 2).T
+        ax.bar(x + off, values, 0.4, yerr=np.clip(np.nan_to_num(err), 0, None), capsize=2, label=label)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.axhline(target, color="red", lw=0.8, ls=":", label=f"target {target}")
+    ax.set_xticks(x, table.index, rotation=45, ha="right")
+    ax.set_ylabel("ROC AUC (redundant vs clean)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def indiv_distribution(scores: Mapping, labels, variants, tau: float, rec=None, source: str = "M0 correct samples",
+                       population: str = "M0 correct"):
+    """Notebook 07: per variant, histograms of InDiv on the clean and the re-checking samples (``labels`` 0 / 1),
+    with the paper's ``tau`` and, where ``rec`` (``analysis.recommend_cuts``) has one for ``source``, the
+    best cut: the population HSIR cuts, and where each threshold falls in it."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 3.6), squeeze=False)
+    for ax, v in zip(axes[0], variants, strict=True):
+        s = np.asarray(scores[v], dtype=float)
+        for name, lab in [("clean", 0), ("re-checking", 1)]:
+            vals = s[(labels == lab) & np.isfinite(s)]
+            if len(vals) > 1:
+                ax.hist(vals, bins=30, alpha=0.5, label=f"{population}, {name} (n={len(vals)})")
+        ax.axvline(tau, color="red", ls="--", label=f"paper tau = {tau}")
+        if rec is not None and len(rec) and (v, source) in rec.index:
+            r = rec.loc[(v, source)]
+            ax.axvline(float(r["youden cut"]), color="black", ls=":",
+                       label=f"best cut = q{float(r['as quantile']):.2f} of these")
+        ax.set_xlabel(f"InDiv under M0, {v}")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("correct samples")
+    fig.tight_layout()
+    return fig
+
+
+CURVES = {"reward": "reward (weighted sum)", "completion_length": "mean completion tokens", "kl": "KL to start"}
+
+
+def grpo_curves(curves):
+    """Notebook 04: the total reward (each method's own, so the scales differ), the mean completion length and the
+    KL to the start model per GRPO step, one line per method (a ``grpo.training_curves`` frame); a quantity no
+    run logged leaves its panel empty."""
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(13, 3.6))
+    for ax, (col, label) in zip(axes, CURVES.items(), strict=True):
+        if col in curves.columns:
+            for name, g in curves.groupby("method", sort=False):
+                g = g.sort_values("step")
+                ax.plot(g["step"], g[col], marker="o", ms=3, label=name)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+    if axes[0].lines:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
