@@ -1,5 +1,5 @@
 import json
-import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -48,34 +48,51 @@ def test_unknown_profile_is_named():
         reproduce.notebooks_for("nope")
 
 
+NOTEBOOKS = ["00_quickstart.ipynb", "01_preliminary_analysis.ipynb", "02_hsir_sft.ipynb", "03_hsir_dpo.ipynb",
+             "04_h_grpo.ipynb", "05_ablations.ipynb", "07_indiv_analysis.ipynb"]
+
+
+def files_under(*folders: Path) -> dict[Path, int]:
+    """Every file under ``folders`` with its modification time: a run that writes there changes this."""
+    return {f: f.stat().st_mtime_ns for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file()}
+
+
 @pytest.mark.slow
 def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
-    monkeypatch.chdir(ROOT)
-    shutil.rmtree(ROOT / "runs" / "smoke", ignore_errors=True)  # no stale artifacts to resume from
-    out = reproduce.run("smoke", out_root=tmp_path)
-    assert [p.name for p in out] == ["00_quickstart.ipynb", "01_preliminary_analysis.ipynb", "02_hsir_sft.ipynb",
-                                     "03_hsir_dpo.ipynb", "04_h_grpo.ipynb", "05_ablations.ipynb",
-                                     "07_indiv_analysis.ipynb"]
+    """The smoke profile end to end, every artifact and figure written under the test's own folders (the kernels
+    inherit $HSIR_RUNS_DIR and $HSIR_FIGURES_DIR): nothing is resumed from, or left in, the kit's runs/ and figures/."""
+    runs, figs = tmp_path / "runs" / "smoke", tmp_path / "figures" / "smoke"
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.chdir(tmp_path)
+    kit_before = files_under(ROOT / "runs" / "smoke", ROOT / "figures" / "smoke")
+    lines: list[str] = []
+    out = reproduce.run("smoke", echo=lines.append)
+    assert files_under(ROOT / "runs" / "smoke", ROOT / "figures" / "smoke") == kit_before
+    expected = NOTEBOOKS + (["08_explore.ipynb"] if (ROOT / "notebooks" / "08_explore.ipynb").exists() else [])
+    assert [p.name for p in out] == sorted(expected)
+    assert all(p.parent == runs / "notebooks" for p in out)
     for path in out:
         nb = nbformat.read(path, as_version=4)
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    assert (ROOT / "figures" / "smoke" / "07_redundancy_auc.png").exists()
-    metrics = read_json(ROOT / "runs" / "smoke" / "quickstart" / "metrics.json")
+    assert (runs / "logs" / "00_quickstart.log").exists()
+    n_png = len(list(figs.glob("*.png")))
+    assert f"figures ({n_png} PNG, with PDFs): {figs}" in [" ".join(line.split()) for line in lines], lines
+    for name in ["00_correct_counts", "01_figure_2", "04_grpo_curves", "07_redundancy_auc"]:
+        assert (figs / f"{name}.png").exists() and (figs / f"{name}.pdf").exists(), name
+    metrics = read_json(runs / "quickstart" / "metrics.json")
     assert set(metrics) == {"synthetic", "gsm8k"} and metrics["synthetic"]["n"] == 4
     assert metrics["synthetic"]["backend"] == "hf" and "torch" in metrics["synthetic"]["versions"]
-    assert (ROOT / "figures" / "smoke" / "00_correct_counts.png").exists()
-    samples = (ROOT / "runs" / "smoke" / "quickstart" / "samples.jsonl").read_text().splitlines()
+    samples = (runs / "quickstart" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 3 * 2 and all("correct" in json.loads(s) for s in samples)
     # notebook 07 trained M0 (SFT-Initial) for later notebooks, and scored its samples
-    assert (ROOT / "runs" / "smoke" / "m0" / "model.safetensors").exists()
-    assert read_json(ROOT / "runs" / "smoke" / "m0" / "sft.json")["rows"] == 8
-    m0_samples = (ROOT / "runs" / "smoke" / "07_indiv" / "m0_samples.jsonl").read_text().splitlines()
+    assert (runs / "m0" / "model.safetensors").exists()
+    assert read_json(runs / "m0" / "sft.json")["rows"] == 8
+    m0_samples = (runs / "07_indiv" / "m0_samples.jsonl").read_text().splitlines()
     assert len(m0_samples) == 3 * 2
-    # notebooks 01 and 02 ran the loop: Fig. 2, and every Table 1a method has an evaluated round
-    assert (ROOT / "figures" / "smoke" / "01_figure_2.png").exists()
-    assert (ROOT / "figures" / "smoke" / "04_grpo_curves.png").exists()
+    # the loop notebooks (01-05) ran every method they list: each has an evaluated round
     for method in ["SFT-Initial", "SFT-Oracle", "STaR", "ReST-EM", "RFT", "ReGenesis", "HSIR-SFT", "IRPO", "HSIR-DPO",
                    "answer-driven", "VeriExit-only", "length-driven", "InDiv-only", "GRPO", "H-GRPO",
                    "HSIR-SFT+H-GRPO", "select-random", "select-high-readiv"]:
-        metrics = read_json(ROOT / "runs" / "smoke" / "methods" / method / "iter_1" / "metrics.json")
+        metrics = read_json(runs / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method

@@ -3,6 +3,9 @@ import random
 import pytest
 
 from hsir import synthetic
+from hsir.generate import Completion, GenStats
+from hsir.runs import read_json, read_jsonl
+from hsir.selfimprove import load_config, run_method
 from hsir.tasks import Problem, get_task
 from hsir.traces import EXIT_PROMPT, split_steps
 from hsir.veriexit import cap_per_query, exit_cut, exit_prefix, prefix_ids, recovery
@@ -253,3 +256,114 @@ def test_hint_ends_the_user_message_and_names_the_gold(tok):
     mc = Problem("c", "Sky colour?", "C", choices={"A": "red", "B": "green", "C": "blue", "D": "black"})
     assert "option C" in get_task("medqa").hint(mc) and "option C" in get_task("arc").hint(mc)
     assert get_task("medqa").messages(mc, get_task("medqa").hint(mc))[-1]["content"].endswith(get_task("medqa").hint(mc))
+
+
+# ---- the loop's VeriExit stage with a model that is sometimes wrong
+
+# Per unlabeled query (by its index): what its K=2 samples are, and for a VeriExit continuation of sample j, the
+# J=2 continuations k: "right" states the gold, "wrong" gold + 1, "cut" states the gold but hits the length limit.
+SAMPLES = {0: ("right", "overshoot"), 1: ("overshoot", "overshoot"), 2: ("overshoot", "overshoot"), 3: ("miss", "miss")}
+CONTINUATIONS = {(0, 1): ("right", "right"), (1, 0): ("wrong", "wrong"), (1, 1): ("right", "wrong"),
+                 (2, 0): ("wrong", "wrong"), (2, 1): ("cut", "wrong")}
+
+
+class SometimesWrong:
+    """A scripted model on the synthetic task, deterministic per query, sample and continuation (tables above).
+
+    An "overshoot" sample reaches the gold in its second step ("Adding 1+j gives <gold>"), then doubles it; a "miss"
+    never reaches the gold, so VeriExit has no prefix for it. A continuation reads j back from its prefix."""
+
+    backend = "scripted"
+
+    def __init__(self, tokenizer):
+        self.model_spec, self.tokenizer, self.dtype, self.stats = "scripted", tokenizer, "fp32", GenStats()
+        task = get_task("synthetic")
+        self.problems = [p for split in ("unlabeled", "test") for p in task.load(split, limit=4)]
+        self.continued: list[tuple[int, int, int, Completion]] = []  # (query, sample j, continuation k, what it gave)
+
+    def _done(self, text: str, cut: bool = False) -> Completion:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return Completion(text, ids, len(ids), cut, "length" if cut else "stop")
+
+    @staticmethod
+    def sample(kind: str, gold: int, j: int) -> str:
+        steps = {"right": [f"Start with {gold - 1}.", f"Adding 1 gives {gold}."],
+                 "overshoot": [f"Start with {gold - 1 - j}.", f"Adding {1 + j} gives {gold}.",
+                               f"Multiplying by 2 gives {2 * gold}."],
+                 "miss": [f"Start with {gold + 3}.", f"Adding 4 gives {gold + 7}."]}[kind]
+        answer = {"right": gold, "overshoot": 2 * gold, "miss": gold + 7}[kind]
+        return "<think>\n" + "\n\n".join(steps) + f"\n</think>\n<answer>\n{answer}\n</answer>"
+
+    def generate(self, prompts, cfg):
+        out = []
+        for prompt in prompts:
+            text = prompt if isinstance(prompt, str) else self.tokenizer.decode(prompt)
+            [p] = [p for p in self.problems if p.question in text]
+            q, gold = int(p.qid.rsplit("-", 1)[1]), int(p.answer)
+            if cfg.temperature == 0:  # evaluation
+                out.append([self._done(self.sample("right" if q % 2 == 0 else "miss", gold, 0))])
+            elif isinstance(prompt, str):  # K samples
+                out.append([self._done(self.sample(SAMPLES[q][j], gold, j)) for j in range(cfg.n)])
+            else:  # a VeriExit continuation of sample j, read back from the prefix "Adding <1 + j> gives <gold>"
+                j = int(text.rsplit("Adding ", 1)[1].split()[0]) - 1
+                row = []
+                for k, kind in enumerate(CONTINUATIONS[q, j]):
+                    row.append(self._done(f"{gold + (kind == 'wrong')}\n</answer>", cut=kind == "cut"))
+                    self.continued.append((q, j, k, row[-1]))
+                out.append(row)
+        return out
+
+    def close(self):
+        pass
+
+
+class ScriptedEngine:
+    """The loop's engine interface (``use`` a model, ``close``) with one scripted generator for every model."""
+
+    def __init__(self, gen):
+        self.gen, self.swaps = gen, []
+
+    def use(self, model: str):
+        return self.gen
+
+    def close(self) -> None:
+        pass
+
+
+def test_loop_counts_exactly_what_veriexit_recovered(tmp_path, tok, smoke_model):
+    """VeriExit-only for one round with a model that is right on some queries, prefixes and continuations and
+    wrong on others: the rows, ``recovery`` and the loop's report count exactly the recovered queries, the
+    solutions gained and the continuations that failed (a length-cut one among them, though it states the gold)."""
+    cfg = load_config("smoke", {"root": str(tmp_path), "n_unlabeled": 4, "K": 2, "J": 2, "step_test": "result"})
+    gen = SometimesWrong(tok)
+    [res] = run_method("VeriExit-only", cfg, ScriptedEngine(gen), log=lambda _: None)
+    rows = read_jsonl(tmp_path / "methods" / "VeriExit-only" / "iter_1" / "samples.jsonl")
+    sampled, ve = rows[:8], rows[8:]
+    assert [(r["qid"], r["origin"], r["correct"]) for r in sampled] == [
+        (f"synthetic-unlabeled-{q}", "sample", kind == "right") for q in range(4) for kind in SAMPLES[q]]
+    # one prefix per failed sample that reaches the gold (not the misses of query 3), each continued J=2 times
+    assert sorted({(q, j) for q, j, _, _ in gen.continued}) == sorted(CONTINUATIONS)
+    got = [(int(r["qid"].rsplit("-", 1)[1]), sampled[r["parent"]]["sample"], r["sample"], r["correct"]) for r in ve]
+    assert all(r["origin"] == "veriexit" for r in ve)
+    assert sorted(got) == sorted((q, j, k, kind == "right") for (q, j), kinds in CONTINUATIONS.items()
+                                 for k, kind in enumerate(kinds))
+    gold = {p.qid: p for p in gen.problems}
+    [cut] = [r for r in ve if r["truncated"]]  # states the gold, but hit the length limit: not correct
+    assert cut["pred"] == gold[cut["qid"]].answer and not cut["correct"]
+    for r in ve:  # each continues its parent's own text, cut after "Adding 1+j gives <gold>."
+        assert r["text"].startswith(exit_prefix(sampled[r["parent"]]["text"], gold[r["qid"]], NUM, "result"))
+        assert "Multiplying" not in r["text"]
+    # only query 1 had no correct sample and now has one; query 0's gains count as solutions, not recoveries
+    recovered = {r["qid"] for r in ve if r["correct"]} - {r["qid"] for r in sampled if r["correct"]}
+    assert recovered == {"synthetic-unlabeled-1"}
+    failed = {r["qid"] for r in sampled} - {r["qid"] for r in sampled if r["correct"]}
+    expected = {"queries_recovered": 1, "solutions_gained": 3, "generations": 10,
+                "tokens": sum(c.n_tokens for *_, c in gen.continued)}
+    assert recovery(failed, ve) == expected
+    assert expected["generations"] - expected["solutions_gained"] == 7  # continuations that failed, the cut one included
+    report = read_json(tmp_path / "methods" / "VeriExit-only" / "iter_1" / "sampling.json")
+    assert report == {"sampled": 8, "sample_correct": 1, "sample_tokens": sum(r["n_tokens"] for r in sampled),
+                      "prefixes": 5} | {f"extra_{k}": v for k, v in expected.items()}
+    assert {k: res[k] for k in report} == report  # the results table's row carries the same counts
+    # the candidates: query 0's right sample and 2 continuations capped at K=2, query 1's one continuation
+    assert read_json(tmp_path / "methods" / "VeriExit-only" / "iter_1" / "selection.json")["candidates"] == 3
