@@ -8,6 +8,8 @@
 - ``route_library_logs``: vLLM's and transformers' INFO logs to ``<log dir>/libraries.log``, their warnings and
   errors still on stderr. ``hsir`` calls it on import when ``$HSIR_LOG_DIR`` is set (the reproduce run sets it
   to ``runs/<profile>/logs``); vLLM reads its own logging set-up from ``VLLM_LOGGING_CONFIG_PATH``, written here.
+  Warnings the kit knows to be harmless (``HARMLESS``: vLLM's line per weight loaded in another dtype, its
+  start-up tips) go to the log file only; any other warning still shows in the notebook.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 PREFIX = "[hsir]"
 LIBRARIES = ("vllm", "transformers", "datasets", "accelerate", "trl", "sentence_transformers", "httpx", "filelock")
+# Library warnings that say nothing the person running the kit can act on: to the log file only, never the notebook.
+HARMLESS = (
+    # vLLM, one line per weight when the checkpoint's dtype is not the engine's (the embedded model: 137 lines)
+    re.compile(r"Attempted to load weight .* with dtype .* into parameter with dtype"),
+    # vLLM's CPU start-up tips: performance advice for a machine set up differently from the kit's
+    re.compile(r"is not found in LD_PRELOAD"),
+    re.compile(r"Triton is not installed"),
+)
 
 
 def say(msg: str) -> None:
@@ -106,17 +117,38 @@ def train_callbacks(desc: str = "train") -> list:
     return [Progress()]
 
 
+class KnownHarmless(logging.Filter):
+    """A handler filter that holds back the warnings of ``HARMLESS``: on the console handler, they reach the log
+    file (its own handler) and not the notebook. Errors always pass, whatever they say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not harmless(record)
+
+
+def harmless(record: logging.LogRecord) -> bool:
+    """Is ``record`` a warning (or less) that ``HARMLESS`` knows?"""
+    if record.levelno > logging.WARNING:
+        return False
+    try:
+        msg = record.getMessage()
+    except (TypeError, ValueError):  # a malformed record is not one we know
+        return False
+    return any(p.search(msg) for p in HARMLESS)
+
+
 def vllm_logging_config(log_dir: Path) -> Path:
-    """A ``logging.config.dictConfig`` file for vLLM: INFO to ``libraries.log``, WARNING and above to stderr."""
+    """A ``logging.config.dictConfig`` file for vLLM (its engine processes read it too): INFO to ``libraries.log``,
+    WARNING and above to stderr except the known-harmless ones (``KnownHarmless``)."""
     path = log_dir / "vllm-logging.json"
     config = {
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "filters": {"harmless": {"()": f"{__name__}.KnownHarmless"}},
         "handlers": {
             "file": {"class": "logging.FileHandler", "filename": str(log_dir / "libraries.log"), "level": "INFO",
                      "formatter": "plain"},
             "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "level": "WARNING",
-                        "formatter": "plain"},
+                        "formatter": "plain", "filters": ["harmless"]},
         },
         "loggers": {"vllm": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}},
     }
@@ -125,7 +157,8 @@ def vllm_logging_config(log_dir: Path) -> Path:
 
 
 def route_library_logs(log_dir: str | Path) -> Path:
-    """Send the libraries' INFO logs to ``<log_dir>/libraries.log``; warnings and errors still reach stderr."""
+    """Send the libraries' INFO logs and known-harmless warnings to ``<log_dir>/libraries.log``; other warnings
+    and errors reach stderr too."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(vllm_logging_config(log_dir)))
@@ -138,6 +171,7 @@ def route_library_logs(log_dir: str | Path) -> Path:
     to_err = logging.StreamHandler(sys.stderr)
     to_err.setLevel(logging.WARNING)
     to_err.setFormatter(fmt)
+    to_err.addFilter(KnownHarmless())
     for name in LIBRARIES:
         lg = logging.getLogger(name)
         lg.handlers[:] = [to_file, to_err]
