@@ -12,7 +12,11 @@ trace (``clean_trace``, ``redundant_trace``) so that scores can be checked again
 problems.
 
 Splits: ``seed`` (D_s, with traces), ``unlabeled`` (D_u; ``reasoning`` holds the gold trace, used only by
-SFT-Oracle), ``test``. Deterministic for a seed; test questions never repeat a seed or unlabeled question.
+SFT-Oracle), ``test``, and ``validation``: drawn like the test split (the same difficulty mix, ``MIX``), for
+choosing settings by pilot runs without ever looking at the test split. Deterministic for a seed; test questions
+never repeat a seed or unlabeled question, validation questions never repeat a seed, unlabeled or test one (the
+test split's first ``RESERVED_TEST`` questions, so that a larger test split later stays disjoint and the
+validation split does not change with it).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from dataclasses import dataclass
 
 from hsir.traces import format_trace, split_steps
 
-SIZES = {"seed": 400, "unlabeled": 2000, "test": 500}
+SIZES = {"seed": 400, "unlabeled": 2000, "test": 500, "validation": 500}
+# Difficulty mix per split: weights of 1..MAX_OPS operations, None for uniform. A split in DRAWN_LIKE draws with
+# another split's mix, so the validation split follows the test split wherever the test mix is set.
+MIX: dict[str, tuple[float, ...] | None] = {"seed": None, "unlabeled": None, "test": None}
+DRAWN_LIKE = {"validation": "test"}
+RESERVED_TEST = 2000  # test questions the validation split avoids (more than the test split will grow to)
 REDUNDANT_SHARE = 0.3
 MAX_OPS = 5
 
@@ -151,21 +160,35 @@ def _split_rng(seed: int, split: str) -> random.Random:
     return random.Random(f"hsir-synthetic:{seed}:{split}")
 
 
+def mix(split: str) -> tuple[float, ...] | None:
+    """The difficulty mix a split is drawn with (its own, or that of the split it is drawn like)."""
+    return MIX[DRAWN_LIKE.get(split, split)]
+
+
 def _specs(split: str, seed: int) -> Iterator[tuple[Spec, random.Random]]:
-    rng = _split_rng(seed, split)
+    rng, weights = _split_rng(seed, split), mix(split)
     while True:
-        yield sample_spec(rng, rng.randint(1, MAX_OPS)), rng
+        n_ops = rng.randint(1, MAX_OPS) if weights is None else rng.choices(range(1, MAX_OPS + 1), weights)[0]
+        yield sample_spec(rng, n_ops), rng
+
+
+def _avoided(split: str, seed: int) -> set[str]:
+    """Questions a split must not repeat: test avoids D_s and D_u; validation avoids those and the test split."""
+    avoid: set[str] = set()
+    if split in ("test", "validation"):
+        for other in ("seed", "unlabeled"):
+            avoid |= {r["question"] for r in rows(other, seed=seed)}
+    if split == "validation":
+        avoid |= {r["question"] for r in rows("test", n=max(SIZES["test"], RESERVED_TEST), seed=seed)}
+    return avoid
 
 
 def rows(split: str, n: int | None = None, seed: int = 0, redundant_share: float = REDUNDANT_SHARE) -> Iterator[dict]:
-    """Raw rows of a split (the task registry turns them into ``Problem``s)."""
+    """Raw rows of a split (the task registry turns them into ``Problem``s); qids ``synthetic-<split>-<i>``."""
     if split not in SIZES:
         raise KeyError(f"synthetic split {split!r} unknown; splits: {sorted(SIZES)}")
     n = SIZES[split] if n is None else n
-    avoid: set[str] = set()
-    if split == "test":
-        for other in ("seed", "unlabeled"):
-            avoid |= {r["question"] for r in rows(other, seed=seed)}
+    avoid = _avoided(split, seed)
     seen, made = set(), 0
     for spec, rng in _specs(split, seed):
         if made >= n:

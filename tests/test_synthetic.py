@@ -4,6 +4,8 @@ from hsir import synthetic
 from hsir.tasks import get_task
 from hsir.traces import split_steps
 
+DRAWN_LIKE_STREAM = {"validation": "test"}
+
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
     a = list(synthetic.rows("seed", n=50, seed=3))
@@ -68,3 +70,38 @@ def test_operation_gap_counts_skipped_and_repeated_operations():
     steps = split_steps(p.meta["clean_trace"])
     skipped = "<think>\n" + "\n\n".join(steps[:1] + steps[2:]) + "\n</think>"  # one operation left out
     assert synthetic.operation_gap(skipped, n) == -1
+
+
+def test_validation_split_is_disjoint_from_test_seed_and_unlabeled():
+    val = list(synthetic.rows("validation"))
+    assert len(val) == synthetic.SIZES["validation"] and val == list(synthetic.rows("validation"))  # reproducible
+    assert all(r["qid"].startswith("synthetic-validation-") and "reasoning" not in r for r in val)
+    questions = {r["question"] for r in val}
+    assert len(questions) == len(val)
+    for other, n in (("seed", None), ("unlabeled", None), ("test", synthetic.RESERVED_TEST)):
+        rows = list(synthetic.rows(other, n=n))
+        assert not questions & {r["question"] for r in rows}, other
+        assert not {r["qid"] for r in val} & {r["qid"] for r in rows}, other
+
+
+def test_validation_skips_test_questions_even_when_its_draws_repeat_them(monkeypatch):
+    # natural repeats are rare, so force them: validation drawn from the test split's own random stream
+    stream = synthetic._split_rng
+    monkeypatch.setattr(synthetic, "_split_rng", lambda seed, split: stream(seed, DRAWN_LIKE_STREAM.get(split, split)))
+    val = [r["question"] for r in synthetic.rows("validation", n=20)]
+    test = [r["question"] for r in synthetic.rows("test", n=synthetic.RESERVED_TEST + 20)]
+    assert val == test[synthetic.RESERVED_TEST:]  # every reserved test question skipped, the rest of the stream kept
+
+
+def test_validation_split_has_the_test_splits_difficulty_mix(monkeypatch):
+    def shares(split: str) -> dict[int, float]:
+        ops = Counter(r["meta"]["n_ops"] for r in synthetic.rows(split))
+        return {k: ops[k] / sum(ops.values()) for k in range(1, synthetic.MAX_OPS + 1)}
+
+    test, val = shares("test"), shares("validation")
+    assert all(abs(test[k] - val[k]) < 0.06 for k in test)  # 500 each: a share's standard error is about 0.018
+    # drawn like the test split by construction: a test mix set later carries over to validation, not to D_s
+    monkeypatch.setitem(synthetic.MIX, "test", (0, 0, 0, 1, 3))
+    hard = Counter(r["meta"]["n_ops"] for r in synthetic.rows("validation", n=200))
+    assert set(hard) == {4, 5} and hard[5] > 2 * hard[4]
+    assert len({r["meta"]["n_ops"] for r in synthetic.rows("seed", n=100)}) == 5

@@ -1,0 +1,170 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from hsir import claims
+from hsir.claims import CONTRADICTED, HOLDS, NOT_RUN, UNRESOLVED
+from hsir.config import ROOT
+from hsir.evaluate import paired_difference
+from hsir.methods import METHODS
+from hsir.traces import format_trace
+
+PAPER = ROOT.parent / "shared" / "paper" / "hsir-paper.txt"
+
+
+def test_verdict_rule_on_constructed_intervals():
+    assert claims.verdict(0.05, (0.01, 0.09), ">") == HOLDS
+    assert claims.verdict(-0.05, (-0.09, -0.01), ">") == CONTRADICTED
+    assert claims.verdict(0.02, (-0.01, 0.05), ">") == UNRESOLVED
+    assert claims.verdict(0.04, (0.0, 0.08), ">") == UNRESOLVED  # touching the threshold is not beyond it
+    assert claims.verdict(-0.05, (-0.09, -0.01), "<") == HOLDS
+    assert claims.verdict(-30.0, (-45.0, -12.0), "<") == HOLDS  # fewer tokens
+    assert claims.verdict(float("nan"), (float("nan"), float("nan")), ">") == NOT_RUN
+
+
+def test_non_inferiority_margin_moves_the_threshold():
+    # A a little worse than B, resolved: "A ≥ B" holds within a 2-point margin, a strict "A > B" is contradicted
+    assert claims.verdict(-0.01, (-0.015, -0.005), ">=", margin=0.02) == HOLDS
+    assert claims.verdict(-0.01, (-0.015, -0.005), ">") == CONTRADICTED
+    assert claims.verdict(-0.04, (-0.05, -0.03), ">=", margin=0.02) == CONTRADICTED
+    assert claims.verdict(-0.01, (-0.03, 0.01), ">=", margin=0.02) == UNRESOLVED
+    assert "-2.0 points" in claims.rule_text(0.02) and "-3.0 points" in claims.rule_text(0.03)
+
+
+def test_a_claims_verdict_needs_every_comparison():
+    assert claims.combine([HOLDS, HOLDS]) == HOLDS
+    assert claims.combine([HOLDS, UNRESOLVED]) == UNRESOLVED
+    assert claims.combine([HOLDS, CONTRADICTED]) == CONTRADICTED
+    assert claims.combine([UNRESOLVED, NOT_RUN]) == NOT_RUN
+    assert claims.combine([CONTRADICTED, NOT_RUN]) == CONTRADICTED
+
+
+def seed_pair(n: int, a_only: int, b_only: int, seed: int) -> tuple[dict, dict]:
+    """qid -> correct for B (right on a random half) and A (B with a_only wrong answers fixed, b_only broken)."""
+    rng = np.random.default_rng(seed)
+    b = rng.random(n) < 0.5
+    a = b.copy()
+    a[rng.choice(np.flatnonzero(~b), a_only, replace=False)] = True
+    a[rng.choice(np.flatnonzero(b), b_only, replace=False)] = False
+    return ({f"q{i}": bool(x) for i, x in enumerate(a)}, {f"q{i}": bool(x) for i, x in enumerate(b)})
+
+
+def test_pooled_difference_is_the_mean_of_the_seeds_paired_differences():
+    pairs = [seed_pair(200, 30, 10, 0), seed_pair(200, 20, 10, 1), seed_pair(200, 40, 10, 2)]
+    res = claims.pooled_paired_difference(pairs, n_boot=500)
+    assert res["per_seed"] == pytest.approx([0.10, 0.05, 0.15])
+    assert res["diff"] == pytest.approx(0.10)
+    assert res["n"] == 200 and res["seeds"] == 3 and res["a_only"] == [30, 20, 40] and res["b_only"] == [10] * 3
+    lo, hi = res["diff_ci95"]
+    assert lo < 0.10 < hi
+
+
+def test_one_seed_and_identical_seeds_give_the_one_seed_paired_interval():
+    a, b = seed_pair(256, 30, 12, 5)
+    one = paired_difference(a, b, n_boot=1000, seed=3)
+    for copies in (1, 3):
+        res = claims.pooled_paired_difference([(a, b)] * copies, n_boot=1000, seed=3)
+        assert res["diff"] == pytest.approx(one["diff"])
+        assert res["diff_ci95"] == pytest.approx(one["diff_ci95"])  # not narrowed by the copies' count
+
+
+def test_interval_widens_with_the_spread_between_seeds():
+    same = [seed_pair(300, 30, 15, s) for s in range(3)]  # each seed +5 points
+    spread = [seed_pair(300, 15, 30, 3), seed_pair(300, 30, 15, 4), seed_pair(300, 75, 15, 5)]  # -5, +5, +20 points
+    width = {}
+    for name, pairs in (("same", same), ("spread", spread)):
+        lo, hi = claims.pooled_paired_difference(pairs, n_boot=2000)["diff_ci95"]
+        width[name] = hi - lo
+    assert width["spread"] > 1.5 * width["same"]
+
+
+def test_pooling_keeps_the_problems_every_seed_evaluated_and_pools_tokens():
+    a0, b0 = seed_pair(100, 10, 0, 0)
+    a1, b1 = seed_pair(120, 10, 0, 1)  # a seed with 20 more problems: they are not paired in every seed
+    tok = [({q: 50.0 for q in a0}, {q: 80.0 for q in b0}), ({q: 60.0 for q in a1}, {q: 70.0 for q in b1})]
+    res = claims.pooled_paired_difference([(a0, b0), (a1, b1)], tokens=tok, n_boot=300)
+    assert res["n"] == 100
+    assert res["tokens_per_seed"] == [-30.0, -10.0] and res["tokens_diff"] == -20.0
+    assert res["tokens_ci95"][0] <= -20.0 <= res["tokens_ci95"][1] < 0
+    with pytest.raises(ValueError):
+        claims.pooled_paired_difference([({"x": True}, {"y": True})])
+
+
+def test_claims_name_real_methods_and_quote_the_paper():
+    for claim in claims.CLAIMS:
+        assert claim.comparisons and claim.sentence
+        for comp in claim.comparisons:
+            assert comp.a in METHODS and comp.b in METHODS, comp
+    keys = [c.key for c in claims.CLAIMS]
+    assert len(keys) == len(set(keys)) == 8
+    if not PAPER.exists():
+        pytest.skip(f"no paper text at {PAPER}")
+    text = re.sub(r"\s+", " ", PAPER.read_text(encoding="utf-8"))
+    for claim in claims.CLAIMS:
+        for quote in claim.sentence.split(" … "):
+            assert quote in text, quote
+
+
+N_OPS = {f"q{i}": 2 for i in range(120)}
+
+
+def write_round(root, method: str, correct: dict, tokens: float, steps: int) -> None:
+    """A finished first round with an evaluation: ``steps`` computation steps per solution (N_OPS says 2)."""
+    it = root / "methods" / method / "iter_1"
+    it.mkdir(parents=True)
+    (it / "metrics.json").write_text(json.dumps({"synthetic": {"accuracy": float(np.mean(list(correct.values())))}}))
+    text = format_trace(["Start with 3."] + [f"{k} + 1 = {k + 1}." for k in range(3, 3 + steps)], "5")
+    rows = [{"qid": q, "correct": c, "n_tokens": tokens, "text": text} for q, c in correct.items()]
+    (it / "eval_synthetic.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def fake_roots(tmp_path) -> dict:
+    roots = {}
+    for s in range(3):
+        root = roots[s] = tmp_path / f"seed{s}"
+        better, base = seed_pair(120, 40, 2, s)  # about +32 points
+        write_round(root, "HSIR-DPO", better, 100, 2)
+        if s != 2:  # IRPO did not run at seed 2: Table 1b pools seeds 0 and 1
+            write_round(root, "IRPO", base, 150, 3)
+        write_round(root, "VeriExit-only", base, 100, 1)
+        write_round(root, "answer-driven", better, 100, 2)
+        close, other = seed_pair(120, 6, 5, 10 + s)  # about +1 point: unresolved at 120 problems
+        write_round(root, "InDiv-only", close, 100, 2)
+        write_round(root, "length-driven", other, 100, 2)
+        write_round(root, "H-GRPO", base, 90 + s, 2)  # the same answers with fewer tokens
+        write_round(root, "GRPO", base, 120, 2)
+        write_round(root, "HSIR-SFT", base, 100, 2)  # Table 7's combination never ran
+    return roots
+
+
+def test_claims_table_on_fake_run_folders(tmp_path):
+    table = claims.claims_table(fake_roots(tmp_path), n_ops=N_OPS, n_boot=500)
+    verdicts = dict(zip(table["claim"], table["claim verdict"], strict=True))
+    assert verdicts == {"Fig. 2 (order)": NOT_RUN, "Fig. 2 (shortest)": NOT_RUN, "Table 1a": NOT_RUN,
+                        "Table 1b": HOLDS, "Table 3 (a)": CONTRADICTED, "Table 3 (b)": UNRESOLVED, "Table 5": HOLDS,
+                        "Table 7": NOT_RUN}
+    dpo = table[table["claim"] == "Table 1b"].iloc[0]
+    assert dpo["seeds"] == "0, 1" and dpo["n"] == 120 and dpo["diff"] == pytest.approx(38 / 120)
+    assert dpo["per seed"].startswith("0: +31.7, 1: +31.7")
+    assert dpo[claims.STEPS_A] == "0.0 / 0.0" and dpo[claims.STEPS_B] == "0.0 / 100.0"  # IRPO adds a step
+    veriexit = table[table["claim"] == "Table 3 (a)"].iloc[0]
+    assert veriexit[claims.STEPS_A] == "100.0 / 0.0"  # skipped an operation in every solution
+    grpo_tokens = table[(table["claim"] == "Table 5") & (table["comparison"] == "H-GRPO fewer tokens than GRPO")].iloc[0]
+    assert grpo_tokens["diff"] == pytest.approx(-29.0) and grpo_tokens["per seed"] == "0: -30.0, 1: -29.0, 2: -28.0"
+    assert set(table.loc[table["claim"] == "Table 1a", "difference [95% CI]"]) == {NOT_RUN}
+
+
+def test_write_claims_states_the_rule_and_a_row_per_claim(tmp_path):
+    out = tmp_path / "figures" / "claims.md"
+    text = claims.write_claims(fake_roots(tmp_path), out, n_ops=N_OPS, command="python -m hsir.results --claims",
+                               n_boot=300)
+    assert out.read_text(encoding="utf-8") == text
+    assert text.startswith("# The paper's claims, tested") and claims.RULE in text
+    assert text.index("## Rule") < text.index("## Verdict per claim") < text.index("## Comparisons, per seed")
+    summary = text.split("## Verdict per claim")[1].split("## Comparisons")[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    assert len(rows) == len(claims.CLAIMS)
+    assert "Verdicts: 2 holds, 1 contradicted, 1 unresolved at this size, 4 not run" in text
+    assert "outperforms the IRPO by a clear margin" in summary and "`python -m hsir.results --claims`" in text
