@@ -2,8 +2,10 @@
 
 A notebook runs in a profile when ``params/<profile>/<notebook stem>.yaml`` exists; its keys become the
 notebook's parameters (plus ``profile``). Executed copies go to ``runs/<profile>/notebooks/``; the notebooks
-write their figures under ``figures/<profile>/``. Profiles: ``smoke`` (tiny random model, for tests),
-``embedded`` (the real 135M model on a CPU), ``paper`` (hub models on GPUs).
+write their figures under ``figures/<profile>/``. ``$HSIR_RUNS_DIR`` and ``$HSIR_FIGURES_DIR`` move both
+(``hsir.config``; the kernels inherit them), so that a test or a second checkout leaves the kit's folders alone.
+Profiles: ``smoke`` (tiny random model, for tests), ``embedded`` (the real 135M model on a CPU), ``paper`` (hub
+models on GPUs).
 
 The console shows one line per notebook, the kit's ``[hsir]`` progress lines, errors, and a closing summary;
 each kernel's whole output is in ``runs/<profile>/logs/<notebook>.log`` and the libraries' INFO logs in
@@ -20,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from hsir.config import ROOT, figures_dir, runs_dir
+from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -66,10 +68,12 @@ class _Console:
 def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None,
         echo=print) -> list[Path]:
     """Execute the profile's notebooks in order. The console shows which notebook runs, the kit's progress lines
-    inside it, and a summary; the kernels' whole output and the libraries' INFO logs go to ``<root>/logs/``."""
+    inside it, and a summary; the kernels' whole output and the libraries' INFO logs go to ``<root>/logs/``.
+    ``out_root`` (default ``runs_dir(profile)``) holds only these; the notebooks' own artifacts and figures follow
+    ``$HSIR_RUNS_DIR`` and ``$HSIR_FIGURES_DIR``."""
     import papermill as pm
 
-    root = out_root or ROOT / "runs" / profile
+    root = Path(out_root) if out_root else runs_dir(profile)
     out_dir, log_dir = root / "notebooks", root / "logs"
     out_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -113,14 +117,14 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
 
 
 def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir: Path, echo=print) -> None:
-    figures = ROOT / "figures" / profile
+    figures = figures_dir(profile)
     n_fig = len(list(figures.glob("*.png"))) if figures.is_dir() else 0
     echo(f"[reproduce] summary ({profile}):")
     for name, seconds in times:
         echo(f"  {name:<34} {clock(seconds):>8}")
     echo(f"  {'total':<34} {clock(sum(s for _, s in times)):>8}")
     for what, where in (("executed notebooks (tables inside)", out_dir), (f"figures ({n_fig} PNG, with PDFs)", figures),
-                        ("run artifacts", out_dir.parent), ("logs (kernels and libraries)", log_dir)):
+                        ("run artifacts", runs_dir(profile)), ("logs (kernels and libraries)", log_dir)):
         echo(f"  {what + ':':<36} {where}")
 
 
@@ -129,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00_quickstart")
     args = ap.parse_args(argv)
+    findings = preflight(args.profile)  # what the machine lacks, before a kernel starts (seconds, not minutes)
+    if blocking(findings) or args.profile == "paper":
+        print(preflight_text(args.profile, findings))
+    if blocking(findings):
+        print("[reproduce] stopped before any notebook: the preflight above lists what is missing")
+        return 1
     import papermill as pm
 
     try:

@@ -1,0 +1,122 @@
+"""The cost plan's arithmetic on constructed settings and a constructed bench, and the preflight on this box."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hsir import plan as planmod
+from hsir.config import LoopConfig
+from hsir.plan import Assumptions, Cell, Planner, cell_hours, load_bench
+from hsir.preflight import blocking, preflight, preflight_text
+
+from .conftest import ROOT
+
+# Round numbers so that every expected value below is worked out by hand.
+CFG = LoopConfig(profile="t", model="x", n_seed=10, n_unlabeled=100, n_test=50, K=4, J=2, T=2, max_new_tokens=1000,
+                 eval_max_new_tokens=2000, m0_sft={"epochs": 1.0}, sft={"epochs": 2.0, "max_length": 4096},
+                 dpo={"epochs": 1.0, "max_length": 4096},
+                 grpo={"steps": 10, "prompts_per_step": 2, "num_generations": 4, "max_completion_length": 500})
+A = Assumptions(sample_fraction=0.5, eval_fraction=0.25, rollout_fraction=0.5, accuracy=0.5, failed_queries=0.5,
+                prompt_tokens=100.0, seed_trace_tokens=400.0)
+BENCH = {"gpu": "TestGPU", "model": "x", "stages": {"generate": {"tokens_per_s": 1000}, "sft": {"tokens_per_s": 500},
+                                                    "dpo": {"tokens_per_s": 250},
+                                                    "grpo": {"seconds_per_step": 36, "tokens_per_step": 4000}}}
+SMI = Path("/proc/driver/nvidia").exists() or any(
+    (Path(d) / "nvidia-smi").exists() for d in os.environ.get("PATH", "").split(os.pathsep))
+
+
+def test_sft_dpo_and_grpo_cells_by_hand():
+    pl = Planner(CFG, A)
+    # ReST-EM round 1: 100 queries × K=4 samples of 0.5 × 1000 = 500 tokens; the first cell also pays for M0
+    rest = pl.round_cell("02", "ReST-EM", 1)
+    assert rest.tokens["generate"] == 400 * 500 == 200_000
+    assert rest.tokens["eval"] == 50 * 0.25 * 2000 == 25_000
+    m0 = 1.0 * 10 * (100 + 400)  # 1 epoch over 10 seed rows of prompt 100 + trace 400
+    sft = 2.0 * (10 * (100 + 400) + 200 * (100 + 500))  # 2 epochs: the seed rows and 200 correct samples
+    assert rest.tokens["sft"] == m0 + sft == 255_000
+    assert rest.models == 2  # M0 and M_1
+    # IRPO round 1: M0's samples are ReST-EM's (cached), so nothing is generated again; 200 winners, half of them
+    # with an incorrect sample of their query: 100 pairs of (100 + 500) + (100 + 500) tokens, one epoch
+    irpo = pl.round_cell("03", "IRPO", 1)
+    assert irpo.tokens.get("generate", 0) == 0 and irpo.shared == ["02 ReST-EM t=1"]
+    assert irpo.tokens["dpo"] == 100 * 1200 == 120_000
+    # GRPO: 10 steps × 2 prompts × 4 rollouts of 0.5 × 500 = 250 tokens, each trained with its 100-token prompt
+    grpo = pl.round_cell("04", "GRPO", 1)
+    assert grpo.grpo_steps == 10
+    assert grpo.tokens["rollout"] == 80 * 250 == 20_000
+    assert grpo.tokens["grpo"] == 80 * 350 == 28_000
+    # ReST-EM round 2 samples its own M_1: paid again
+    assert pl.round_cell("02", "ReST-EM", 2).tokens["generate"] == 200_000
+    # a method a later notebook reruns costs nothing there
+    again = pl.round_cell("05", "ReST-EM", 1)
+    assert again.total(("generate", "eval", "sft")) == 0 and again.shared == ["02 ReST-EM t=1"]
+
+    # hours: 200 s sampling + 25 s greedy evaluation (at the sampling rate) + 255,000 / 500 = 510 s SFT
+    h, missing = cell_hours(rest, BENCH)
+    assert h == pytest.approx((200 + 25 + 510) / 3600) and not missing
+    assert cell_hours(irpo, BENCH)[0] == pytest.approx((120_000 / 250 + 25) / 3600)
+    # GRPO: the plan's 2,000 rollout tokens a step are half the bench's 4,000, so half of its 36 s a step
+    assert cell_hours(grpo, BENCH)[0] == pytest.approx((10 * 36 * 0.5 + 25) / 3600)
+    no_dpo = {"stages": {k: v for k, v in BENCH["stages"].items() if k != "dpo"}}
+    assert cell_hours(irpo, no_dpo)[1] == {"dpo"}
+
+
+def test_one_cell_for_each_piece_of_extra_work():
+    pl = Planner(CFG, A)
+    pl.m0(Cell("00", "setup"))
+    hsir = pl.round_cell("02", "HSIR-SFT", 1)
+    # 400 samples, 200 failed, 30% with a prefix, J=2 continuations of 0.1 × 500 tokens
+    assert hsir.tokens["generate"] == 400 * 500 + 200 * 0.3 * 2 * 50
+    assert hsir.tokens["score"] > 0  # InDiv under M0, paid once: HSIR-DPO reuses it
+    dpo = pl.round_cell("03", "HSIR-DPO", 1)
+    assert "score" not in dpo.tokens and dpo.shared == ["02 HSIR-SFT t=1"]
+
+
+def test_the_paper_profile_plans_every_notebook_and_prints_tokens_without_a_bench(capsys):
+    p = planmod.plan("paper")
+    assert set(p.cells) >= {"00_quickstart", "02_hsir_sft", "03_hsir_dpo", "04_h_grpo", "05_ablations"}
+    names = [c.name for c in p.cells["02_hsir_sft"]]
+    assert "HSIR-SFT t=3" in names and "RFT t=2" not in names  # T=3 rounds for iterative methods, one for RFT
+    assert p.total(("rollout",)) > 0 and p.total(("sft",)) > p.total(("dpo",)) > 0
+    assert planmod.main(["--profile", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "hours need a bench JSON" in out and "HSIR-SFT t=1" in out and "sample_fraction=0.7" in out
+
+
+def test_hours_from_a_bench_file_and_device_json_refused(tmp_path, capsys):
+    path = tmp_path / "paper-shape-test.json"
+    path.write_text(json.dumps(BENCH))
+    assert planmod.main(["--profile", "smoke", "--bench", str(path)]) == 0
+    assert "GPU-h on TestGPU" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no 'stages'"):
+        load_bench(ROOT / "bench" / "device-h200.json")
+
+
+def test_preflight_without_the_hub_lists_what_is_missing_fast(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty hub cache: the paper's models are not here
+    t0 = time.perf_counter()
+    findings = preflight("paper")
+    assert time.perf_counter() - t0 < 5
+    missing = {f.what: f.detail for f in blocking(findings)}
+    assert "HF_HUB_OFFLINE" in missing["model Qwen/Qwen2.5-1.5B-Instruct"]
+    if not SMI:
+        assert "GPU" in missing
+    text = preflight_text("paper", findings)
+    assert text.count("\n") < 25 and "MISS" in text  # one screen
+
+
+def test_reproduce_paper_stops_at_the_preflight(tmp_path):
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HSIR_RUNS_DIR": str(tmp_path / "runs")}
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "hsir.reproduce", "--profile", "paper"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "[preflight] paper" in r.stdout and "MISS" in r.stdout and "stopped before any notebook" in r.stdout
+    assert "[reproduce] 1/" not in r.stdout and not (tmp_path / "runs" / "paper" / "notebooks").exists()
+    assert "Traceback" not in r.stderr and time.perf_counter() - t0 < 30
