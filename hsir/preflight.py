@@ -107,7 +107,9 @@ def preflight(profile: str) -> list[Finding]:
     out.append(Finding("disk", free >= need, f"{free:.0f} GiB free at {free_at}; the plan writes ~{need:.0f} GiB"))
     if p.seed_rows is not None and p.seed_rows < cfg.n_seed:
         out.append(Finding(f"data {cfg.task}/{cfg.seed_split}", False, f"{p.seed_rows} rows here; the profile asks "
-                           f"n_seed={cfg.n_seed}", required=False))
+                           f"n_seed={cfg.n_seed}" + ("" if cfg.allow_fewer_seed_rows else
+                                                     " (the loop refuses; allow_fewer_seed_rows: true trains on these)"),
+                           required=not cfg.allow_fewer_seed_rows))
     return out
 
 

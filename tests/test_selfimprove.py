@@ -233,6 +233,13 @@ def test_a_folder_written_under_other_settings_is_refused(tmp_path):
         selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, K=4))
     with pytest.raises(RuntimeError, match=r"differs in \['method'"):
         selfimprove.check_identity(folder, get_method("STaR"), cfg)
+    # a folder written before a setting existed stays valid while that setting keeps its default
+    run = read_json(folder / "run.json")
+    del run["config"]["data_seed"]
+    (folder / "run.json").write_text(json.dumps(run))
+    selfimprove.check_identity(folder, get_method("ReST-EM"), cfg)
+    with pytest.raises(RuntimeError, match=r"differs in \['data_seed'\]"):
+        selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, data_seed=1))
 
 
 def test_every_method_entry_is_valid_and_the_table_lists_them():
