@@ -140,3 +140,89 @@ def grpo_curves(curves):
         axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _palette(names):
+    """One colour per name, the same in every panel of a figure (seaborn's default palette)."""
+    import seaborn as sns
+
+    names = list(dict.fromkeys(names))
+    return dict(zip(names, sns.color_palette(n_colors=max(len(names), 1)), strict=False))
+
+
+def figure_4(rows, title: str = "Fig. 4: out-of-distribution accuracy of the self-improved models"):
+    """Paper Fig. 4: grouped bars, one group per out-of-distribution set (training task → test task), one bar per
+    method (its last round, ``generalization.final_rounds``), with its 95% interval as the error bar."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * rows["label"].nunique() + 3), 3.8) if len(rows) else (6, 3.8))
+    if rows.empty:
+        ax.text(0.5, 0.5, "no out-of-distribution evaluation yet", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    labels, methods = list(dict.fromkeys(rows["label"])), list(dict.fromkeys(rows["method"]))
+    colours, width = _palette(methods), 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        g = rows[rows["method"] == method].set_index("label")
+        x = np.array([labels.index(lab) for lab in g.index]) + (i - (len(methods) - 1) / 2) * width
+        acc = g["accuracy (%)"].to_numpy(dtype=float)
+        err = np.clip([acc - g["ci_low"].to_numpy(dtype=float), g["ci_high"].to_numpy(dtype=float) - acc], 0, None)
+        ax.bar(x, acc, width, yerr=err, capsize=2, color=colours[method], label=method)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("accuracy (%), 95% interval")
+    ax.set_xlabel("trained on → tested on")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+# what each results table's "better, faster" panel plots from the paper: table -> (accuracy column, tokens column, what)
+PAPER_POINTS = {"1a": ("accuracy", "tokens", "overall: 3 models × 2 tasks"), "1b": ("accuracy", "tokens", "overall"),
+                "2": ("accuracy", "tokens", "overall: 4 models × 2 tasks"), "3": ("GSM8K", "GSM8K tokens", "GSM8K, 1.5B"),
+                "4": ("accuracy", "tokens", "overall: 3 tasks"), "5": ("accuracy", "tokens", "overall"),
+                "7": ("1.5B GSM8K", None, "GSM8K, 1.5B")}
+
+
+def paper_points(table: str):
+    """The paper's (method, accuracy, tokens) for one results table, each method's last printed round (``hsir.paper``);
+    tokens blank where the table prints none (Table 7)."""
+    from hsir.paper import paper_table
+
+    acc, tok, _ = PAPER_POINTS[table]
+    df = paper_table(table)
+    if "iteration" in df:
+        df = df[df["iteration"] == df.groupby("method")["iteration"].transform("max")]
+    return df.assign(accuracy=df[acc], tokens=df[tok] if tok else float("nan"))[["method", "accuracy", "tokens"]]
+
+
+def better_faster(res, table: str):
+    """The paper's "better, faster" in one picture: accuracy against mean output tokens, one point per method (its
+    last finished round, with its 95% interval) for this profile (left), beside the paper's printed numbers for
+    Table ``table`` (right; ``paper_points``). Up and to the left is better and faster."""
+    fig, (ours, theirs) = plt.subplots(1, 2, figsize=(12, 4))
+    theirs_pts = paper_points(table)
+    last = res.loc[res.groupby("method", sort=False)["iteration"].idxmax()] if len(res) else res
+    colours = _palette([*last.get("method", []), *theirs_pts["method"]])
+    for _, r in last.iterrows():
+        acc = 100 * r["accuracy"]
+        lo, hi = (100 * v for v in r["accuracy_ci95"])
+        ours.errorbar(r["mean_tokens"], acc, yerr=[[max(acc - lo, 0)], [max(hi - acc, 0)]], fmt="o", capsize=3,
+                      color=colours[r["method"]], label=r["method"] + (f" (iter {r['iteration']})" if r["iteration"] > 1 else ""))
+    ours.set_title(f"this profile ({len(last)} methods, last round each)", fontsize=10)
+    if len(last) == 0:
+        ours.text(0.5, 0.5, "no finished rounds", ha="center", va="center", transform=ours.transAxes)
+    what = PAPER_POINTS[table][2]
+    if theirs_pts["tokens"].notna().any():
+        for _, r in theirs_pts.iterrows():
+            theirs.plot(r["tokens"], r["accuracy"], "o", color=colours[r["method"]], label=r["method"])
+        theirs.set_title(f"paper, Table {table} as printed ({what})", fontsize=10)
+    else:
+        theirs.text(0.5, 0.5, f"Table {table} prints no output tokens", ha="center", va="center", transform=theirs.transAxes)
+        theirs.set_title(f"paper, Table {table}", fontsize=10)
+    for ax in (ours, theirs):
+        ax.set_xlabel("mean output tokens (fewer is faster)")
+        ax.set_ylabel("accuracy (%)")
+        if ax.lines or ax.containers:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

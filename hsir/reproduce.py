@@ -128,11 +128,39 @@ def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir
         echo(f"  {what + ':':<36} {where}")
 
 
+def library_output(notebook: str | Path) -> list[str]:
+    """The lines of library output an executed notebook shows in its code cells: its stream outputs (stdout and
+    stderr) less the kit's own lines (``[hsir]`` progress, the kit's loggers' ``hsir.`` lines, a backend's
+    one-line summary). Tables, figures and widgets are not library output. ``make quickstart``'s is counted with
+    ``python -m hsir.reproduce --count-library-output runs/<profile>/notebooks/00_quickstart.ipynb``."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    lines = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                lines += [ln for ln in out.get("text", "").splitlines() if ln.strip() and not own_line(ln)]
+    return lines
+
+
+def own_line(line: str) -> bool:
+    """A line the kit printed itself, not a library."""
+    s = line.strip()
+    return s.startswith((PREFIX, "backend:", "generation backend:")) or " hsir." in s[:60]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00_quickstart")
+    ap.add_argument("--count-library-output", metavar="NOTEBOOK",
+                    help="print the library output lines an executed notebook shows, and their count; run nothing")
     args = ap.parse_args(argv)
+    if args.count_library_output:
+        lines = library_output(args.count_library_output)
+        print("\n".join(lines + [f"[reproduce] {len(lines)} line(s) of library output in {args.count_library_output}"]))
+        return 0
     findings = preflight(args.profile)  # what the machine lacks, before a kernel starts (seconds, not minutes)
     if blocking(findings) or args.profile == "paper":
         print(preflight_text(args.profile, findings))

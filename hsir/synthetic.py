@@ -17,6 +17,10 @@ choosing settings by pilot runs without ever looking at the test split. Determin
 never repeat a seed or unlabeled question, validation questions never repeat a seed, unlabeled or test one (the
 test split's first ``RESERVED_TEST`` questions, so that a larger test split later stays disjoint and the
 validation split does not change with it).
+
+``ood``: out-of-distribution problems for generalisation (paper Fig. 4, notebook 06), with ``OOD_OPS`` (6-8)
+operations, more than any problem of the other splits (at most ``MAX_OPS``), so disjoint from them by construction;
+drawn from a stream of its own, so adding it changed no other split.
 """
 
 from __future__ import annotations
@@ -27,14 +31,15 @@ from dataclasses import dataclass
 
 from hsir.traces import format_trace, split_steps
 
-SIZES = {"seed": 400, "unlabeled": 2000, "test": 500, "validation": 500}
+SIZES = {"seed": 400, "unlabeled": 2000, "test": 500, "validation": 500, "ood": 500}
 # Difficulty mix per split: weights of 1..MAX_OPS operations, None for uniform. A split in DRAWN_LIKE draws with
 # another split's mix, so the validation split follows the test split wherever the test mix is set.
-MIX: dict[str, tuple[float, ...] | None] = {"seed": None, "unlabeled": None, "test": None}
+MIX: dict[str, tuple[float, ...] | None] = {"seed": None, "unlabeled": None, "test": None, "ood": None}
 DRAWN_LIKE = {"validation": "test"}
 RESERVED_TEST = 2000  # test questions the validation split avoids (more than the test split will grow to)
 REDUNDANT_SHARE = 0.3
 MAX_OPS = 5
+OOD_OPS = (6, 8)  # the ood split's operations, lowest and highest: harder than any training or test problem
 
 NAMES = [("Mia", "she"), ("Liam", "he"), ("Ava", "she"), ("Noah", "he"), ("Zoe", "she"), ("Omar", "he"),
          ("Priya", "she"), ("Kenji", "he"), ("Elena", "she"), ("Tariq", "he"), ("Grace", "she"), ("Mateo", "he"),
@@ -165,10 +170,16 @@ def mix(split: str) -> tuple[float, ...] | None:
     return MIX[DRAWN_LIKE.get(split, split)]
 
 
+def ops_range(split: str) -> tuple[int, int]:
+    """The fewest and most operations of a split's problems: 1 to ``MAX_OPS``, the ood split's ``OOD_OPS``."""
+    return OOD_OPS if split == "ood" else (1, MAX_OPS)
+
+
 def _specs(split: str, seed: int) -> Iterator[tuple[Spec, random.Random]]:
     rng, weights = _split_rng(seed, split), mix(split)
+    lo, hi = ops_range(split)
     while True:
-        n_ops = rng.randint(1, MAX_OPS) if weights is None else rng.choices(range(1, MAX_OPS + 1), weights)[0]
+        n_ops = rng.randint(lo, hi) if weights is None else rng.choices(range(lo, hi + 1), weights)[0]
         yield sample_spec(rng, n_ops), rng
 
 

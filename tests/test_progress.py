@@ -33,11 +33,7 @@ def test_library_info_goes_to_the_log_file_and_warnings_still_show(tmp_path, cap
         assert "engine started with 123 blocks" in text and "engine started" not in err
         assert "something to look at" in err and "something to look at" in text
     finally:
-        for n, (handlers, level, propagate) in saved.items():
-            lg = logging.getLogger(n)
-            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
-        hf_logging.enable_default_handler()
-        hf_logging.set_verbosity(verbosity)
+        restore_logging(saved, verbosity)
 
 
 WEIGHT_DTYPE = ("Attempted to load weight %s with dtype %s into parameter with dtype %s",
@@ -83,8 +79,15 @@ def test_known_harmless_warnings_go_to_the_log_only_and_unknown_ones_still_show(
         assert "holds only 256 tokens" in err and "holds only 256 tokens" in text
         assert "ERROR" in err and "weight w with dtype a" in err  # an error always shows, whatever it says
     finally:
-        for n, (handlers, level, propagate) in saved.items():
-            lg = logging.getLogger(n)
-            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
-        hf_logging.enable_default_handler()
-        hf_logging.set_verbosity(verbosity)
+        restore_logging(saved, verbosity)
+
+
+def restore_logging(saved: dict, verbosity: int) -> None:
+    """Give the libraries' loggers back the handlers and levels they had before a routing test."""
+    from transformers.utils import logging as hf_logging
+
+    for n, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+    hf_logging.enable_default_handler()
+    hf_logging.set_verbosity(verbosity)

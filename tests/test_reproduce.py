@@ -96,3 +96,16 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
                    "HSIR-SFT+H-GRPO", "select-random", "select-high-readiv"]:
         metrics = read_json(runs / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method
+
+
+def test_library_output_counts_stream_lines_that_are_not_the_kits(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="[hsir] sampling 3/8\nWARNING vllm: tip\n\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="backend: vllm, engine start-up 4.0 s\nnoise\n"),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "a table"})]
+    nb.cells = [nbformat.v4.new_markdown_cell("prose"), cell]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert reproduce.library_output(path) == ["WARNING vllm: tip", "noise"]
+    assert reproduce.main(["--count-library-output", str(path)]) == 0

@@ -105,3 +105,28 @@ def test_validation_split_has_the_test_splits_difficulty_mix(monkeypatch):
     hard = Counter(r["meta"]["n_ops"] for r in synthetic.rows("validation", n=200))
     assert set(hard) == {4, 5} and hard[5] > 2 * hard[4]
     assert len({r["meta"]["n_ops"] for r in synthetic.rows("seed", n=100)}) == 5
+
+
+def test_ood_split_is_harder_than_every_other_split_reproducible_and_disjoint():
+    ood = list(synthetic.rows("ood"))
+    assert len(ood) == synthetic.SIZES["ood"] and ood == list(synthetic.rows("ood"))  # reproducible
+    lo, hi = synthetic.OOD_OPS
+    ops = Counter(r["meta"]["n_ops"] for r in ood)
+    assert set(ops) == set(range(lo, hi + 1)) and min(ops.values()) >= 100  # every harder difficulty, evenly
+    assert lo > synthetic.MAX_OPS
+    assert all(r["qid"].startswith("synthetic-ood-") and "reasoning" not in r for r in ood)
+    assert all(r["meta"]["n_ops"] == len(r["meta"]["ops"]) and 0 < r["answer"] <= 999 for r in ood)
+    questions = {r["question"] for r in ood}
+    assert len(questions) == len(ood)
+    for other in ("seed", "unlabeled", "test", "validation"):
+        rows = list(synthetic.rows(other))
+        assert max(r["meta"]["n_ops"] for r in rows) <= synthetic.MAX_OPS < lo, other  # more operations than any
+        assert not questions & {r["question"] for r in rows}, other
+
+
+def test_adding_the_ood_split_left_the_other_splits_unchanged():
+    # digests of the whole splits before the ood split existed: its own random stream draws nothing from theirs
+    from hsir.config import digest
+
+    before = {"seed": "c3f6644f1016", "unlabeled": "ca6d814737d5", "test": "451c7498da15", "validation": "c6696b30a70d"}
+    assert {s: digest(list(synthetic.rows(s))) for s in before} == before
