@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 PREFIX = "[hsir]"
-LIBRARIES = ("vllm", "transformers", "datasets", "accelerate", "trl", "sentence_transformers", "httpx", "filelock")
+LIBRARIES = ("vllm", "transformers", "datasets", "accelerate", "trl", "sentence_transformers", "httpx", "filelock",
+             "py.warnings")  # py.warnings: Python's warnings, captured (logging.captureWarnings) so HARMLESS applies
 # Library warnings that say nothing the person running the kit can act on: to the log file only, never the notebook.
 HARMLESS = (
     # vLLM, one line per weight when the checkpoint's dtype is not the engine's (the embedded model: 137 lines)
@@ -31,6 +32,14 @@ HARMLESS = (
     # vLLM's CPU start-up tips: performance advice for a machine set up differently from the kit's
     re.compile(r"is not found in LD_PRELOAD"),
     re.compile(r"Triton is not installed"),
+    re.compile(r"Triton is installed, but doesn't include CPU backend"),
+    re.compile(r"Model Runner V2 requires Triton"),
+    re.compile(r"Reset SSM cache type to float32"),
+    re.compile(r"CPU backend doesn't allow to use `torch.set_num_threads` after the thread binding"),
+    # the kit runs vLLM in its own process on a CPU on purpose (README, Generation engines) and seeds every request
+    re.compile(r"The global random seed is set to \d+\. Since VLLM_ENABLE_V1_MULTIPROCESSING is set to False"),
+    # a deprecation inside vLLM's own code (Python's warnings, captured into the py.warnings logger)
+    re.compile(r"`torch.distributed.reduce_op` is deprecated"),
 )
 
 
@@ -172,6 +181,7 @@ def route_library_logs(log_dir: str | Path) -> Path:
     to_err.setLevel(logging.WARNING)
     to_err.setFormatter(fmt)
     to_err.addFilter(KnownHarmless())
+    logging.captureWarnings(True)
     for name in LIBRARIES:
         lg = logging.getLogger(name)
         lg.handlers[:] = [to_file, to_err]

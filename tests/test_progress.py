@@ -65,6 +65,16 @@ def test_known_harmless_warnings_go_to_the_log_only_and_unknown_ones_still_show(
         assert "Attempted to load weight layers.9.mlp.down_proj.weight" in text and "Attempted to load" not in err
         assert "libtcmalloc is not found in LD_PRELOAD" in text and "LD_PRELOAD" not in err
         assert "the KV cache holds only 512 tokens" in err and "the KV cache holds only 512 tokens" in text
+        # Python's warnings too: vLLM's own deprecation to the log only, one the kit does not know still shows
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("`torch.distributed.reduce_op` is deprecated, please use ReduceOp", FutureWarning, stacklevel=1)
+            warnings.warn("a brand-new library warning", UserWarning, stacklevel=1)
+        err, text = capsys.readouterr().err, log.read_text()
+        assert "reduce_op" in text and "reduce_op" not in err
+        assert "a brand-new library warning" in err and "a brand-new library warning" in text
         # an engine process configures its logging from the file route_library_logs wrote
         config_path = os.environ["VLLM_LOGGING_CONFIG_PATH"]
         logging.config.dictConfig(json.loads(Path(config_path).read_text()))
@@ -86,6 +96,7 @@ def restore_logging(saved: dict, verbosity: int) -> None:
     """Give the libraries' loggers back the handlers and levels they had before a routing test."""
     from transformers.utils import logging as hf_logging
 
+    logging.captureWarnings(False)
     for n, (handlers, level, propagate) in saved.items():
         lg = logging.getLogger(n)
         lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
