@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hsir.methods import get_method
+
 # Table 1 in full (Qwen2.5, iterative SFT in part (a), iterative DPO in part (b)): method -> iteration (0: not
 # iterative) -> the printed row, in TABLE_1_COLUMNS' order. "|Train| (K)" is the paper's "|Train| Avg." column in
 # thousands of training examples ("1.0K" prints as 1.0); accuracy is the mean of the six model x task cells and
@@ -133,8 +135,6 @@ def table_7_row(method: str) -> dict:
 
 
 def _iterative(method: str) -> bool:
-    from hsir.methods import get_method
-
     return get_method(method).iterative
 
 

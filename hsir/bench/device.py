@@ -13,6 +13,9 @@ import time
 
 import torch
 
+from hsir.bench.scoring import TIMED_VARIANTS
+from hsir.tasks import get_task
+
 
 def _sync():
     if torch.cuda.is_available():
@@ -26,7 +29,6 @@ def device_check(args) -> dict:
     from hsir.generate import HFGenerator, SamplingConfig
     from hsir.indiv import indiv_scores
     from hsir.models import load_model, model_path
-    from hsir.tasks import get_task
 
     cuda = torch.cuda.is_available()
     quick = not cuda or getattr(args, "quick", False)  # on a CPU: the same path, tiny sizes
@@ -85,7 +87,6 @@ def device_check(args) -> dict:
     texts = [c.text for cs in comps for c in cs]
     sol_prompts = [p for p in prompts for _ in range(n_samples)]
     indiv_scores(big, tok, sol_prompts[:8], texts[:8])
-    from hsir.bench.scoring import TIMED_VARIANTS
 
     timings = {}
     for name, kw in TIMED_VARIANTS.items():

@@ -21,6 +21,8 @@ import sys
 import time
 
 from hsir.bench.common import TreeMemory, machine, matmul_flops
+from hsir.runs import read_jsonl
+from hsir.tasks import get_task
 
 GEN_CONFIGS = {  # vLLM's engine runs in the benchmark's process by default on a CPU; the -mp rows use vLLM's own
     # default (engine core and worker in processes of their own) for comparison. Each row records the mode it got.
@@ -41,8 +43,6 @@ SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time fr
 
 
 def bench_prompts(n_prompts: int = 32):
-    from hsir.tasks import get_task
-
     task = get_task("synthetic")
     return task, task.load("test", limit=n_prompts)
 
@@ -92,7 +92,6 @@ def agreement_bench(args, n_problems: int = 64, max_new_tokens: int = 256) -> di
 
     from hsir.evaluate import evaluate
     from hsir.generate import make_generator
-    from hsir.runs import read_jsonl
 
     dtype = args.dtype
     task, problems = bench_prompts(n_problems)

@@ -19,23 +19,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from hsir.bench.common import TreeMemory
+from hsir.config import load_config
+from hsir.loopdata import load_data
+from hsir.methods import get_method
+
 GRPO_CONFIGS = {"transformers": {"rollouts": "transformers"}, "engine": {"rollouts": "engine"}}
 
 
 def start_model(profile: str = "embedded") -> str:
-    from hsir.config import load_config
-
     cfg = load_config(profile)
     m0 = cfg.run_root / "m0"
     return str(m0) if (m0 / "model.safetensors").exists() else cfg.model
 
 
 def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
-    from hsir.bench.common import TreeMemory
-    from hsir.config import load_config
     from hsir.grpo import grpo_report, train_grpo
-    from hsir.loopdata import load_data
-    from hsir.methods import get_method
 
     with TreeMemory() as mem, tempfile.TemporaryDirectory() as tmp:
         base = load_config(profile)

@@ -14,6 +14,9 @@ import subprocess
 import sys
 import time
 
+from hsir.bench.common import TreeMemory
+from hsir.tasks import get_task
+
 # The InDiv settings whose cost the benchmarks report (seconds keys -> indiv_scores keyword arguments).
 TIMED_VARIANTS = {
     "indiv_default_s": {},  # share_prompts resolved per device (indiv.share_prompts_default)
@@ -36,7 +39,6 @@ def indiv_memory(model_spec: str, dtype: str = "auto", n_tokens: int = 2048) -> 
     """Peak memory of the InDiv pass (with attention weighting) over one n-token solution, in this process."""
     import torch
 
-    from hsir.bench.common import TreeMemory
     from hsir.indiv import indiv_scores
     from hsir.models import load_model
 
@@ -63,7 +65,6 @@ def scoring_bench(args) -> dict:
     from hsir.generate import SamplingConfig, make_generator, vllm_available
     from hsir.indiv import indiv_scores, share_prompts_default
     from hsir.models import load_model, resolve_dtype
-    from hsir.tasks import get_task
 
     task = get_task("synthetic")
     problems = task.load("test", limit=32)

@@ -21,6 +21,9 @@ import time
 
 import torch
 
+from hsir.bench.common import TreeMemory, matmul_flops
+from hsir.tasks import get_task
+
 TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is the kit's CPU default
     "padded": {"padding_free": False, "micro_batch_size": 8},  # the kit before the bench: TRL's padded batches
     "padding-free": {"padding_free": True, "micro_batch_size": 8},
@@ -41,8 +44,6 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
     """One configuration: train, timing each optimizer step and counting the tokens each forward sees."""
     from transformers import TrainerCallback
 
-    from hsir.bench.common import TreeMemory
-    from hsir.tasks import get_task
     from hsir.train import SFTSettings, sft_rows, train_sft
 
     task = get_task("synthetic")
@@ -98,7 +99,6 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
 
 def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size: int = 8,
                 only: list[str] | None = None) -> dict:
-    from hsir.bench.common import matmul_flops
     from hsir.models import load_model, native_bf16
 
     m, _ = load_model(model, dtype="fp32", device="cpu")
