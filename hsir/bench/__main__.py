@@ -13,9 +13,14 @@ from hsir.bench.generate import agreement_bench, generate_bench, one_generate, r
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["paper-shape"]:  # options and output of its own: python -m hsir.bench paper-shape --help
+        from hsir.bench.paper_shape import main as paper_shape
+
+        return paper_shape(argv[1:])
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
     ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "grpo",
-                                      "_generate", "_scoring"])
+                                      "paper-shape", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
