@@ -1,5 +1,10 @@
 """Figures regenerated from run artifacts, built here so that tests reach them; notebooks save them as PNG and PDF
-under ``hsir.config.figures_dir(profile)`` (``$HSIR_FIGURES_DIR/<profile>``, default ``figures/<profile>``)."""
+under ``hsir.config.figures_dir(profile)`` (``$HSIR_FIGURES_DIR/<profile>``, default ``figures/<profile>``).
+
+Beside each notebook's own figures: paper Fig. 4 (``figure_4``, out-of-distribution accuracy as grouped bars with
+intervals) and, for each results table, accuracy against mean output tokens, ours beside the paper's
+(``better_faster``): the paper's "better, faster" in one picture. Colours come from seaborn's palette.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ def figure_2(histograms: Mapping[str, Mapping[str, int]], k: int, levels, ablati
         acc = ablation["accuracy"].to_numpy() * 100
         err = np.array([[a * 100 - lo * 100, hi * 100 - a * 100] for a, (lo, hi)
                         in zip(ablation["accuracy"], ablation["accuracy_ci95"], strict=True)]).T
-        axes[2].bar(x, acc, 0.6, yerr=err, capsize=3, color="#C44E52")
+        axes[2].bar(x, acc, 0.6, yerr=err.tolist(), capsize=3, color="#C44E52")
         axes[2].set_xticks(x, ablation["method"], rotation=20, ha="right")
         axes[2].set_ylabel("test accuracy (%)")
         twin = axes[2].twinx()
@@ -166,8 +171,10 @@ def figure_4(rows, title: str = "Fig. 4: out-of-distribution accuracy of the sel
         x = np.array([labels.index(lab) for lab in g.index]) + (i - (len(methods) - 1) / 2) * width
         acc = g["accuracy (%)"].to_numpy(dtype=float)
         err = np.clip([acc - g["ci_low"].to_numpy(dtype=float), g["ci_high"].to_numpy(dtype=float) - acc], 0, None)
-        ax.bar(x, acc, width, yerr=err, capsize=2, color=colours[method], label=method)
+        # as lists: a (2, 1) array warns in matplotlib 3.11 (NumPy's scalar conversion) where a set has one method
+        ax.bar(x, acc, width, yerr=err.tolist(), capsize=2, color=colours[method], label=method)
     ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylim(0, min(100.0, max(5.0, 1.15 * float(rows["ci_high"].max()))))
     ax.set_ylabel("accuracy (%), 95% interval")
     ax.set_xlabel("trained on → tested on")
     ax.set_title(title, fontsize=10)
@@ -199,6 +206,8 @@ def better_faster(res, table: str):
     """The paper's "better, faster" in one picture: accuracy against mean output tokens, one point per method (its
     last finished round, with its 95% interval) for this profile (left), beside the paper's printed numbers for
     Table ``table`` (right; ``paper_points``). Up and to the left is better and faster."""
+    import seaborn as sns
+
     fig, (ours, theirs) = plt.subplots(1, 2, figsize=(12, 4))
     theirs_pts = paper_points(table)
     last = res.loc[res.groupby("method", sort=False)["iteration"].idxmax()] if len(res) else res
@@ -206,8 +215,10 @@ def better_faster(res, table: str):
     for _, r in last.iterrows():
         acc = 100 * r["accuracy"]
         lo, hi = (100 * v for v in r["accuracy_ci95"])
+        name = r["method"] + (f" (iter {r['iteration']})" if r["iteration"] > 1 else "")
         ours.errorbar(r["mean_tokens"], acc, yerr=[[max(acc - lo, 0)], [max(hi - acc, 0)]], fmt="o", capsize=3,
-                      color=colours[r["method"]], label=r["method"] + (f" (iter {r['iteration']})" if r["iteration"] > 1 else ""))
+                      color=colours[r["method"]], label=name)
+        ours.annotate(r["method"], (r["mean_tokens"], acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ours.set_title(f"this profile ({len(last)} methods, last round each)", fontsize=10)
     if len(last) == 0:
         ours.text(0.5, 0.5, "no finished rounds", ha="center", va="center", transform=ours.transAxes)
@@ -215,11 +226,13 @@ def better_faster(res, table: str):
     if theirs_pts["tokens"].notna().any():
         for _, r in theirs_pts.iterrows():
             theirs.plot(r["tokens"], r["accuracy"], "o", color=colours[r["method"]], label=r["method"])
+            theirs.annotate(r["method"], (r["tokens"], r["accuracy"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
         theirs.set_title(f"paper, Table {table} as printed ({what})", fontsize=10)
     else:
         theirs.text(0.5, 0.5, f"Table {table} prints no output tokens", ha="center", va="center", transform=theirs.transAxes)
         theirs.set_title(f"paper, Table {table}", fontsize=10)
     for ax in (ours, theirs):
+        sns.despine(ax=ax)
         ax.set_xlabel("mean output tokens (fewer is faster)")
         ax.set_ylabel("accuracy (%)")
         if ax.lines or ax.containers:

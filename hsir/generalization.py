@@ -7,7 +7,8 @@ paper's Qwen2.5-7B trained on MedQA (tested on Medbullets, MedXpertQA and GPQA) 
 AMC23 and, cross-task, MedQA). Each round's model (``<run root>/methods/<method>/iter_<t>/model``; M0, i.e.
 SFT-Initial, is iteration 0 at ``<run root>/m0``, as ``hsir.paper`` numbers it) is evaluated greedily with the
 profile's engine by ``hsir.evaluate.evaluate`` into ``<run root>/generalization/<method>/iter_<t>/<task>-<split>/``,
-which a rerun skips once its ``metrics.json`` is there; a round that has not run is skipped with a message. Reading
+which a rerun skips once its ``metrics.json`` is there (delete the folder to evaluate anew, e.g. with another
+number of problems); a round that has not run is skipped with a message. Reading
 back needs the folders only, so the report (``hsir.paper_report``) rebuilds Fig. 4 and Table 6 without a model.
 
 On the synthetic testbed the out-of-distribution set is the ``ood`` split (``hsir.synthetic.OOD_OPS``: more
@@ -17,7 +18,7 @@ operations than any training or test problem); GSM8K test is the cross-task one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hsir.config import ROOT, LoopConfig, load_config, runs_dir, settings_from
@@ -28,12 +29,12 @@ from hsir.paper import TABLE_6, TABLE_6_COLUMNS
 from hsir.progress import say
 from hsir.rounds import round_correct
 from hsir.runs import read_json
-from hsir.synthetic import SIZES as SYNTHETIC_SPLITS
 from hsir.tasks import TASKS, Task, get_task
 
 M0 = "SFT-Initial"  # M0: iteration 0 of every method, its model <run root>/m0
 PROFILE = "profile"  # the source that is the profile's own runs
 FOLDER = "generalization"
+ORDER = ("SFT-Initial", "SFT-Oracle", "RFT", "ReGenesis", "STaR", "ReST-EM", "HSIR-SFT", "IRPO", "HSIR-DPO")  # Table 1's
 # how a task is named in a label ("MedQA→GPQA", the paper's Table 6 header)
 TASK_NAMES = {"gsm8k": "GSM8K", "math500": "MATH-500", "amc23": "AMC23", "medqa": "MedQA", "medbullets": "Medbullets",
               "medxpertqa": "MedXpertQA", "arc": "ARC", "csqa": "CSQA", "strategyqa": "StraQA", "gpqa": "GPQA",
@@ -107,7 +108,7 @@ def eval_splits(task: str) -> list[str]:
     """Splits a task can be evaluated on (the testbed's from ``hsir.synthetic``, its ``ood`` split included)."""
     if task not in TASKS:
         raise ValueError(f"task {task!r} unknown; valid tasks: {sorted(TASKS)}")
-    return list(SYNTHETIC_SPLITS) if task == "synthetic" else TASKS[task].splits
+    return TASKS[task].splits
 
 
 def parse_set(spec: str) -> tuple[str, str]:
@@ -120,11 +121,8 @@ def parse_set(spec: str) -> tuple[str, str]:
 
 
 def eval_task(cfg: LoopConfig, name: str, split: str) -> Task:
-    """The task to evaluate on, with the profile's extraction; the testbed's splits all load, ``ood`` included."""
-    task = get_task(name, cfg.data_dir, strict=cfg.extraction == "strict")
-    if name == "synthetic" and split not in task.files:  # the registry lists the testbed's training/test splits only
-        task = replace(task, files=task.files | {split: []})
-    return task
+    """The task to evaluate on, with the profile's extraction."""
+    return get_task(name, cfg.data_dir, strict=cfg.extraction == "strict")
 
 
 def label(trained_on: str, task: str, split: str) -> str:
@@ -221,7 +219,7 @@ def generalization_rows(cfgs: Mapping[str, LoopConfig], methods: Sequence[str] |
                          "accuracy (%)": round(100 * m["accuracy"], 2), "ci_low": round(100 * lo, 2),
                          "ci_high": round(100 * hi, 2), "mean_tokens": round(m["mean_tokens"], 1), "n": m["n"],
                          "metrics": path})
-    order = {m: i for i, m in enumerate(methods or [])}
+    order = {m: i for i, m in enumerate(methods or ORDER)}
     res = pd.DataFrame(rows)
     if res.empty:
         return res

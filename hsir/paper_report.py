@@ -44,7 +44,7 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _paper_keys(table: str) -> list[tuple[str, int]]:
+def paper_keys(table: str) -> list[tuple[str, int]]:
     """(method, iteration) of every row the paper prints in ``table``, iteration 1 for a method that does not iterate
     (the kit's numbering of a single round; ``hsir.paper`` numbers it 0)."""
     df = paper.paper_table(table)
@@ -53,7 +53,8 @@ def _paper_keys(table: str) -> list[tuple[str, int]]:
 
 
 def train_rows(cfg: LoopConfig, method: str, iteration: int) -> int | None:
-    """Training rows of a round (its ``train.jsonl``; M0's from ``m0/sft.json``): the paper's ``|Train|``."""
+    """Training rows of a round (its ``train.jsonl``; M0's from ``m0/sft.json``): the paper's ``|Train|`` ("Train" in a
+    Markdown table, where a bar would end the cell)."""
     if method == "SFT-Initial":
         rep = cfg.run_root / "m0" / "sft.json"
         return read_json(rep)["rows"] if rep.exists() else None
@@ -72,7 +73,7 @@ def profile_table(cfg: LoopConfig, table: str, ours=None):
         ours = ours[ours["iteration"] == 1]
     found = {(r["method"], int(r["iteration"])): r for _, r in ours.iterrows()}
     order = {m: i for i, m in enumerate(paper.METHODS[table])}
-    keys = sorted(set(_paper_keys(table)) | set(found), key=lambda k: (order.get(k[0], len(order)), k[1]))
+    keys = sorted(set(paper_keys(table)) | set(found), key=lambda k: (order.get(k[0], len(order)), k[1]))
     rows = []
     for method, t in keys:
         row = {"method": method, "iteration": t}
@@ -86,19 +87,20 @@ def profile_table(cfg: LoopConfig, table: str, ours=None):
         if table in ("1a", "1b"):
             n = train_rows(cfg, method, t) if r is not None else None
             row["train rows"] = "" if n is None else n
-            row["paper |Train| (K)"] = paper.table_1_cells(method, t if paper.TABLE_1.get(method, {}).get(t) else 0) \
+            row["paper Train (K)"] = paper.table_1_cells(method, t if paper.TABLE_1.get(method, {}).get(t) else 0) \
                 .get("|Train| (K)", "")
         rows.append(row)
     side = paper.beside(table, [k[0] for k in keys], [k[1] for k in keys]).fillna("")
     return pd.concat([pd.DataFrame(rows), side], axis=1)
 
 
-def _cell_value(cfg: LoopConfig, method: str, t: int) -> tuple[str, Path | None]:
+def cell_value(cfg: LoopConfig, method: str, t: int) -> str:
+    """One cell of ours: accuracy with its interval and mean tokens from the round's ``metrics.json``, or "not run"."""
     path = cfg.run_root / "methods" / method / f"iter_{t}" / "metrics.json"
     if not path.exists():
-        return NOT_RUN, None
+        return NOT_RUN
     m = next(iter(read_json(path).values()))
-    return f"{100 * m['accuracy']:.2f} {_interval(*m['accuracy_ci95'])}, {m['mean_tokens']:.0f} tok", path
+    return f"{100 * m['accuracy']:.2f} {_interval(*m['accuracy_ci95'])}, {m['mean_tokens']:.0f} tok"
 
 
 def cell_table(profile: str, table: str):
@@ -111,10 +113,10 @@ def cell_table(profile: str, table: str):
     cfgs = {col: cell_config(profile, c) for col, c in cells.items()}
     printed = paper.paper_table(table)
     rows = []
-    for (method, t), (_, p) in zip(_paper_keys(table), printed.iterrows(), strict=True):
+    for (method, t), (_, p) in zip(paper_keys(table), printed.iterrows(), strict=True):
         row = {"method": method, "iteration": t}
         for col in CELL_TABLES[table]:
-            row[col] = _cell_value(cfgs[col], method, t)[0] if col in cfgs else NOT_RUN
+            row[col] = cell_value(cfgs[col], method, t) if col in cfgs else NOT_RUN
             row[f"paper {col}"] = p[col]
         row |= {"paper accuracy": p["accuracy"], "paper tokens": p["tokens"]}
         rows.append(row)
@@ -140,7 +142,7 @@ def table_6_report(cfgs: dict[str, LoopConfig], methods: Sequence[str] = ("IRPO"
     rows = generalization_rows(cfgs, methods)
     ours = table_6(rows, methods)
     found = {(r["method"], int(r["iteration"])): r.to_dict() for _, r in ours.iterrows()}
-    keys = sorted(set(_paper_keys("6")) | set(found), key=lambda k: (list(methods).index(k[0]), k[1]))
+    keys = sorted(set(paper_keys("6")) | set(found), key=lambda k: (list(methods).index(k[0]), k[1]))
     sets = list(dict.fromkeys(rows["label"])) if len(rows) else ["ours"]
     out = []
     for method, t in keys:

@@ -419,8 +419,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          reader=_read_strategyqa),
     Task("gpqa", "choice", {"test": ["gpqa/gpqa_diamond.zip"]}, _gpqa,
          hub=("Idavidrein/gpqa", "gpqa_diamond"), hub_splits={"test": "train"}),
-    Task("synthetic", "numeric", {s: [] for s in ("seed", "unlabeled", "validation", "test")}, _synthetic,
-         reader=_synthetic_rows),
+    Task("synthetic", "numeric", {s: [] for s in synthetic.SIZES}, _synthetic, reader=_synthetic_rows),
 ]}
 
 

@@ -83,7 +83,7 @@ def test_paper_batch_fits_one_80gb_gpu_for_1_5b_and_3b_not_7b():
         p = rows_per_pass(free, count_params(shape), 2048, 32, shape_config(shape))
         assert p.rows >= 1 and 32 % p.rows == 0 and p.tokens_per_pass >= 8192, (shape, p)
         assert rows_per_pass(free, count_params(shape), 2048, 16, shape_config(shape), sequences_per_row=2).rows >= 1
-    # the 7B with fp32 master weights (16 bytes a parameter) does not fit: params/paper/accelerate-fsdp-7b.yaml
+    # the 7B with fp32 master weights (16 bytes a parameter) does not fit: params/paper/accelerate/fsdp-7b.yaml
     assert rows_per_pass(free, 7_615_616_512, 2048, 32, QWEN_7B, state_bytes_per_param=16).rows == 0
     # its FSDP shards do: on 8 GPUs 4 rows a process (8 × 4 = 32); on 4 GPUs 8 rows, checkpointed
     assert rows_per_pass(free, 7_615_616_512 // 8, 2048, 4, QWEN_7B, state_bytes_per_param=16).rows == 4
@@ -94,7 +94,7 @@ def test_paper_batch_fits_one_80gb_gpu_for_1_5b_and_3b_not_7b():
 def test_7b_accelerate_config_is_fsdp_over_several_gpus():
     from accelerate.commands.config.config_args import ClusterConfig
 
-    c = ClusterConfig.from_yaml_file(str(ROOT / "params" / "paper" / "accelerate-fsdp-7b.yaml"))
+    c = ClusterConfig.from_yaml_file(str(ROOT / "params" / "paper" / "accelerate/fsdp-7b.yaml"))
     assert c.distributed_type == "FSDP" and c.num_processes > 1 and c.mixed_precision == "bf16"
     assert c.fsdp_config["fsdp_activation_checkpointing"] and c.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     assert json.dumps(c.fsdp_config)  # plain values, as accelerate launch passes them on

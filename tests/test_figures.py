@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
 
 from hsir import figures  # noqa: E402
 from hsir.analysis import level_split, recommend_cuts  # noqa: E402
@@ -110,3 +111,61 @@ def test_grpo_curves_without_runs_or_kl_leave_panels_empty():
     no_kl = pd.DataFrame({"method": ["GRPO"] * 2, "step": [1, 2], "reward": [0.0, 1.0], "completion_length": [5.0, 4.0]})
     fig = figures.grpo_curves(no_kl)
     assert [len(ax.lines) for ax in fig.axes] == [1, 1, 0]
+
+
+def _ood_rows():
+    return pd.DataFrame({"label": ["MedQA→GPQA", "MedQA→GPQA", "GSM8K→MedQA", "GSM8K→MedQA"],
+                         "method": ["IRPO", "HSIR-DPO", "IRPO", "HSIR-DPO"], "accuracy (%)": [20.0, 30.0, 50.0, 55.0],
+                         "ci_low": [15.0, 25.0, 45.0, 50.0], "ci_high": [26.0, 34.0, 54.0, 60.0]})
+
+
+def test_figure_4_groups_bars_by_set_one_per_method_with_its_interval():
+    fig = figures.figure_4(_ood_rows())
+    ax = fig.axes[0]
+    assert _bar_heights(ax) == [20.0, 50.0, 30.0, 55.0]  # IRPO's bars on both sets, then HSIR-DPO's
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["MedQA→GPQA", "GSM8K→MedQA"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["IRPO", "HSIR-DPO"]
+    lows, highs = [], []
+    for container in ax.containers:  # each bar's error bar spans its interval
+        segments = container.lines[2][0].get_segments() if isinstance(container, ErrorbarContainer) else []
+        lows += [s[0][1] for s in segments]
+        highs += [s[1][1] for s in segments]
+    assert lows == [15.0, 45.0, 25.0, 50.0] and highs == [26.0, 54.0, 34.0, 60.0]
+    bars = ax.patches
+    assert bars[0].get_x() < bars[2].get_x() < bars[1].get_x() < bars[3].get_x()  # grouped by set, methods side by side
+    assert "no out-of-distribution" in figures.figure_4(_ood_rows().iloc[:0]).axes[0].texts[0].get_text()
+
+
+def test_paper_points_take_each_methods_last_printed_round():
+    pts = figures.paper_points("1a").set_index("method")
+    assert tuple(pts.loc["HSIR-SFT"]) == (71.33, 896) and tuple(pts.loc["SFT-Initial"]) == (62.45, 1536)
+    assert tuple(figures.paper_points("3").set_index("method").loc["InDiv-only"]) == (71.34, 1256)  # GSM8K columns
+    assert figures.paper_points("7")["tokens"].isna().all()
+
+
+def _results(rows):
+    return pd.DataFrame([{"method": m, "iteration": t, "accuracy": a, "accuracy_ci95": (a - 0.05, a + 0.1),
+                          "mean_tokens": tok} for m, t, a, tok in rows])
+
+
+def test_better_faster_plots_ours_last_round_per_method_beside_the_papers():
+    res = _results([("SFT-Initial", 1, 0.40, 300.0), ("HSIR-DPO", 1, 0.45, 280.0), ("HSIR-DPO", 2, 0.50, 250.0)])
+    fig = figures.better_faster(res, "1b")
+    ours, theirs = fig.axes
+    points = [tuple(c.lines[0].get_xydata()[0]) for c in ours.containers]
+    assert points == [(300.0, 40.0), (250.0, 50.0)]  # HSIR-DPO's last round only
+    bars = [c.lines[2][0].get_segments()[0] for c in ours.containers]
+    assert [(s[0][1], s[1][1]) for s in bars] == [pytest.approx((35.0, 50.0)), pytest.approx((45.0, 60.0))]
+    assert [t.get_text() for t in ours.get_legend().get_texts()] == ["SFT-Initial", "HSIR-DPO (iter 2)"]
+    paper = {line.get_label(): tuple(line.get_xydata()[0]) for line in theirs.lines}
+    assert paper == {"SFT-Initial": (1536.0, 62.45), "IRPO": (1271.0, 68.0), "HSIR-DPO": (885.0, 73.35)}
+    colour = {c.get_label(): c.lines[0].get_color() for c in ours.containers}
+    assert colour["HSIR-DPO (iter 2)"] == {line.get_label(): line.get_color() for line in theirs.lines}["HSIR-DPO"]
+    assert all(ax.get_xlabel() == "mean output tokens (fewer is faster)" for ax in fig.axes)
+
+
+def test_better_faster_says_what_is_missing():
+    fig = figures.better_faster(_results([]), "7")
+    ours, theirs = fig.axes
+    assert ours.texts[0].get_text() == "no finished rounds" and not ours.containers
+    assert theirs.texts[0].get_text() == "Table 7 prints no output tokens" and not theirs.lines

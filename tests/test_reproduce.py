@@ -49,7 +49,8 @@ def test_unknown_profile_is_named():
 
 
 NOTEBOOKS = ["00_quickstart.ipynb", "01_preliminary_analysis.ipynb", "02_hsir_sft.ipynb", "03_hsir_dpo.ipynb",
-             "04_h_grpo.ipynb", "05_ablations.ipynb", "07_indiv_analysis.ipynb"]
+             "04_h_grpo.ipynb", "05_ablations.ipynb", "06_generalization.ipynb", "07_indiv_analysis.ipynb",
+             "99_paper_tables.ipynb"]
 
 
 def files_under(*folders: Path) -> dict[Path, int]:

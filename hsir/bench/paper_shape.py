@@ -26,7 +26,7 @@ a CPU. A failed stage (an OOM) keeps its error, the others still run, and the ex
 **Memory by design** (issue 21, item 2): on a GPU, SFT/DPO rows per pass follow ``rows_per_pass`` from the free
 memory, with gradient checkpointing (switched on by the bench's callback; ``hsir.train`` leaves it off) where a pass
 of ``min_pass_tokens`` does not fit without it; a set ``micro_batch_size`` is kept. The 7B needs several GPUs
-(``params/paper/accelerate-fsdp-7b.yaml``). GRPO's transformers rollouts (14 × 8 × 2,048 tokens a step) dominate
+(``params/paper/accelerate/fsdp-7b.yaml``). GRPO's transformers rollouts (14 × 8 × 2,048 tokens a step) dominate
 the time: ``--stages`` with ``--work`` (keeps the model and M0) split a run across commands into one ``--out``."""
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def pass_plan(settings, ctx: Ctx, sequences_per_row: int):
                          shape_config(ctx.shape), sequences_per_row=sequences_per_row)
     if not plan.rows:
         raise RuntimeError(f"{ctx.params / 1e9:.2f}B parameters' states ({plan.state_gib} GiB) leave no room for one row "
-                           f"in {plan.free_gib} GiB: shard them (params/paper/accelerate-fsdp-7b.yaml)")
+                           f"in {plan.free_gib} GiB: shard them (params/paper/accelerate/fsdp-7b.yaml)")
     return replace(settings, micro_batch_size=plan.rows), plan
 
 
