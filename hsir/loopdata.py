@@ -23,6 +23,7 @@ class Data:
     seed: list[Problem]
     unlabeled: list[Problem]
     test: list[Problem]
+    excluded: int = 0  # queries of D_u's split left out because D_s has their question
 
     @property
     def by_qid(self) -> dict[str, Problem]:
@@ -33,8 +34,10 @@ def load_data(cfg: LoopConfig) -> Data:
     task = get_task(cfg.task, cfg.data_dir, strict=cfg.extraction == "strict")
     seed = seed_draw(task.load(cfg.seed_split), cfg)
     taken = {normalise(p.question) for p in seed}
-    unlabeled = [p for p in task.load(cfg.unlabeled_split) if normalise(p.question) not in taken][: cfg.n_unlabeled]
-    return Data(task, seed, unlabeled, task.load(cfg.test_split, limit=cfg.n_test))
+    pool = task.load(cfg.unlabeled_split)
+    remaining = [p for p in pool if normalise(p.question) not in taken]
+    return Data(task, seed, remaining[: cfg.n_unlabeled], task.load(cfg.test_split, limit=cfg.n_test),
+                excluded=len(pool) - len(remaining))
 
 
 def normalise(question: str) -> str:

@@ -129,9 +129,12 @@ def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> 
 
 
 def sampling_spec(cfg: LoopConfig, data: Data) -> dict:
-    """What a cached generation depends on besides the model: its rows are reused only when all of it matches."""
-    return {"task": cfg.task, "queries": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+    """What a cached generation depends on besides the model: its rows are reused only when all of it matches. Where
+    D_u is not simply the split's first queries (D_s's questions left out, which depends on D_s's draw), which
+    queries it holds is part of the key too."""
+    spec = {"task": cfg.task, "queries": len(data.unlabeled), "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
             "backend": cfg.backend, "dtype": cfg.dtype, "extraction": cfg.extraction, "engine": cfg.engine}
+    return spec | ({"qids": digest([p.qid for p in data.unlabeled])} if data.excluded else {})
 
 
 def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sampler: str, model_key: str,

@@ -25,6 +25,12 @@ def test_paper_profile_du_excludes_ds_and_ds_is_a_seeded_draw(data_dir):
     # every seed question is a GSM8K-train question, so D_u lost exactly those
     train = get_task("gsm8k", data_dir).load("train")
     assert len(data.unlabeled) == min(cfg.n_unlabeled, len(train) - len(seed_q & {normalise(p.question) for p in train}))
+    assert data.excluded == len(seed_q & {normalise(p.question) for p in train}) > 0
+    # which queries D_u holds is part of a cached generation's key once anything was left out
+    from hsir.sampling import sampling_spec
+
+    smoke = load_config("smoke")
+    assert "qids" in sampling_spec(cfg, data) and "qids" not in sampling_spec(smoke, load_data(smoke))
 
 
 def test_asking_for_more_seed_rows_than_exist_fails_naming_both_numbers(data_dir):
