@@ -10,7 +10,6 @@ file is rebuilt from run folders alone, like ``hsir.results``' tables.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hsir.config import ROOT
+from hsir.config import kit_path
 from hsir.rounds import eval_rows, markdown, operation_gaps
-from hsir.runs import write_text
+from hsir.runs import commit, write_text
 
 HOLDS, CONTRADICTED, UNRESOLVED, NOT_RUN = "holds", "contradicted", "unresolved at this size", "not run"
 ACC_MARGIN = 0.02  # non-inferiority margin of "A ≥ B" in accuracy (2 points), stated before any run
@@ -322,20 +321,6 @@ def claims_summary(table):
     return pd.DataFrame(out)
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return ""
-
-
-def _shown(path: Path) -> Path:
-    """A run root as the claims file names it: relative to the repository where it lies inside."""
-    path = path.resolve()
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
-
 def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | None = None, iteration: int = 1,
                  margin: float = ACC_MARGIN, command: str | None = None, n_boot: int = 2000) -> str:
     """The claims file (markdown), written atomically to ``out``: the rule, one row per claim with its verdict,
@@ -344,12 +329,12 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
     summary = claims_summary(table)
     counts = summary["verdict"].value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, CONTRADICTED, UNRESOLVED, NOT_RUN))
-    where = ", ".join(f"seed {s}: `{_shown(Path(r))}`" for s, r in roots.items())
+    where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
     detail_cols = ["claim", "comparison", "difference [95% CI]", "per seed", "seeds", "n", STEPS_A, STEPS_B, "verdict"]
     parts = [
         "# The paper's claims, tested",
         f"Rebuilt from the run folders ({where})" + (f" by `{command}`" if command else "")
-        + f" ({time.strftime('%Y-%m-%d')}, commit {_commit() or 'unknown'}); round {iteration} of every row. "
+        + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); round {iteration} of every row. "
         f"Verdicts: {tally}. Differences are A - B: accuracy in points, tokens in mean output tokens. On the "
         "synthetic testbed the step columns give the shares of a row's test solutions with fewer / more "
         "computation steps than their problem's operations (skipped / extra operations), averaged over seeds.",

@@ -37,6 +37,12 @@ def figures_dir(profile: str) -> Path:
     return Path(os.environ.get("HSIR_FIGURES_DIR") or ROOT / "figures") / profile
 
 
+def kit_path(path: str | Path) -> str:
+    """A path as reports print it: relative to the kit where it lies inside, else whole."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def settings_from(cls, values: dict | None, where: str = "settings"):
     """A settings dataclass from a dict; an unknown key is an error naming it and the valid ones."""
     values = dict(values or {})

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hsir import figures, paper
-from hsir.config import ROOT, LoopConfig, figures_dir, load_config
+from hsir.config import LoopConfig, figures_dir, kit_path, load_config
 from hsir.generalization import PROFILE, cell_config, final_rounds, generalization_rows, load_cells, table_6
 from hsir.results import results_table
-from hsir.rounds import markdown
+from hsir.rounds import markdown, percent_interval
 from hsir.runs import read_json, write_text
 
 NOT_RUN = "not run"
@@ -32,16 +32,6 @@ OTHER_FIGURES = {
               "numbers the text does not print; Tables 1a and 1b above follow the same methods round by round.",
     "Fig. 3": "the overview diagram of HSIR (VeriExit, InDiv): no numbers.",
 }
-
-
-def shown(path: Path) -> str:
-    """A path as the report prints it: relative to the kit where it lies inside, else whole."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def _interval(lo: float, hi: float) -> str:
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def paper_keys(table: str) -> list[tuple[str, int]]:
@@ -81,7 +71,7 @@ def profile_table(cfg: LoopConfig, table: str, ours=None):
         if r is None:
             row |= {"accuracy (%)": NOT_RUN, "95% CI": "", "mean tokens": "", "n": "", "source": ""}
         else:
-            row |= {"accuracy (%)": f"{100 * r['accuracy']:.2f}", "95% CI": _interval(*r["accuracy_ci95"]),
+            row |= {"accuracy (%)": f"{100 * r['accuracy']:.2f}", "95% CI": percent_interval(*r["accuracy_ci95"]),
                     "mean tokens": f"{r['mean_tokens']:.1f}", "n": int(r["n"]),
                     "source": f"methods/{method}/iter_{t}/metrics.json"}
         if table in ("1a", "1b"):
@@ -100,7 +90,7 @@ def cell_value(cfg: LoopConfig, method: str, t: int) -> str:
     if not path.exists():
         return NOT_RUN
     m = next(iter(read_json(path).values()))
-    return f"{100 * m['accuracy']:.2f} {_interval(*m['accuracy_ci95'])}, {m['mean_tokens']:.0f} tok"
+    return f"{100 * m['accuracy']:.2f} {percent_interval(*m['accuracy_ci95'])}, {m['mean_tokens']:.0f} tok"
 
 
 def cell_table(profile: str, table: str):
@@ -121,7 +111,7 @@ def cell_table(profile: str, table: str):
         row |= {"paper accuracy": p["accuracy"], "paper tokens": p["tokens"]}
         rows.append(row)
     sources = pd.DataFrame([{"column": col, "cell": cells[col].name if col in cells else "(none in this profile)",
-                             "run folder": shown(cfgs[col].run_root) if col in cfgs else "",
+                             "run folder": kit_path(cfgs[col].run_root) if col in cfgs else "",
                              "model": cfgs[col].model if col in cfgs else "",
                              "seed traces": cells[col].seed_traces if col in cells else ""}
                             for col in CELL_TABLES[table]])
@@ -150,7 +140,7 @@ def table_6_report(cfgs: dict[str, LoopConfig], methods: Sequence[str] = ("IRPO"
         for col in paper.TABLE_6_COLUMNS:
             row[f"paper {col}"] = paper.TABLE_6.get(method, {}).get(t, {}).get(col, "")
         here = rows[(rows["method"] == method) & (rows["iteration"] == t)] if len(rows) else rows
-        row["source"] = "; ".join(shown(p) for p in here["metrics"]) if len(here) else ""
+        row["source"] = "; ".join(kit_path(p) for p in here["metrics"]) if len(here) else ""
         out.append(row)
     return pd.DataFrame(out).fillna("")
 
@@ -178,7 +168,7 @@ def _figure(fig, out: Path, name: str) -> str:
 
 def _header(profile: str, cfg: LoopConfig, command: str) -> list[str]:
     return [f"# The paper's tables and figures beside the {profile} profile's",
-            f"Rebuilt from `{shown(cfg.run_root)}` by `{command}` ({time.strftime('%Y-%m-%d')}). Every number of ours "
+            f"Rebuilt from `{kit_path(cfg.run_root)}` by `{command}` ({time.strftime('%Y-%m-%d')}). Every number of ours "
             "names the file it comes from: a `source` column relative to the run folder its section names, or for "
             "Tables 1, 2 and 4 each column's run folder (the cell's `methods/<method>/iter_<t>/metrics.json`). "
             f"\"{NOT_RUN}\" marks a row the paper prints that this profile has not run. Accuracy is greedy on the "
@@ -195,7 +185,7 @@ def write_report(profile: str, overrides: dict | None = None, out: Path | None =
     parts = _header(profile, cfg, command or f"python -m hsir.paper_report --profile {profile}")
     for table in PROFILE_TABLES:
         ran = results_table(cfg, paper.METHODS[table])
-        parts += [f"## {paper.TITLES[table]}", f"Run folder: `{shown(cfg.run_root)}`.",
+        parts += [f"## {paper.TITLES[table]}", f"Run folder: `{kit_path(cfg.run_root)}`.",
                   markdown(profile_table(cfg, table, ran)),
                   _figure(figures.better_faster(ran, table), out, f"99_better_faster_{table}")]
         parts += _flags(table) if table in ("3", "5", "7") else []
@@ -216,7 +206,7 @@ def write_report(profile: str, overrides: dict | None = None, out: Path | None =
               "better than SFT and HSIR better than the baselines. Ours:",
               _figure(figures.figure_4(f4), out, "99_figure_4")]
     if len(f4):
-        view = f4.assign(source=[shown(p) for p in f4["metrics"]])
+        view = f4.assign(source=[kit_path(p) for p in f4["metrics"]])
         parts.append(markdown(view[["label", "method", "iteration", "accuracy (%)", "ci_low", "ci_high", "mean_tokens",
                                     "n", "source"]]))
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -17,16 +16,12 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.claims import write_claims
-from hsir.config import ROOT, LoopConfig, figures_dir, load_config, parse_sets
+from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import get_method
-from hsir.rounds import markdown, operation_gaps, round_correct, round_result
-from hsir.runs import Run, write_text
+from hsir.rounds import markdown, operation_gaps, percent_interval, round_correct, round_result
+from hsir.runs import Run, commit, write_text
 from hsir.tasks import get_task
-
-
-def _percent_interval(lo: float, hi: float) -> str:
-    return f"[{lo * 100:.1f}, {hi * 100:.1f}]"
 
 
 def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = None, tokens_vs: str | None = None,
@@ -69,14 +64,14 @@ def results_table(cfg: LoopConfig, methods: Sequence[str], paper: str | None = N
                 if ref is not None:
                     d = paired_difference(round_correct(it), ref)
                     lo, hi = d["diff_ci95"]
-                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": _percent_interval(lo, hi),
+                    row |= {f"vs {vs} (pts)": round(d["diff"] * 100, 1), f"vs {vs} 95% CI": percent_interval(lo, hi),
                             "right/wrong only here": f"{d['a_only']}/{d['b_only']}"}
                 rows.append(row)
     res = pd.DataFrame(rows)
     if res.empty:
         return res
     res["accuracy (%)"] = (res["accuracy"] * 100).round(2)
-    res["95% CI"] = [_percent_interval(lo, hi) for lo, hi in res["accuracy_ci95"]]
+    res["95% CI"] = [percent_interval(lo, hi) for lo, hi in res["accuracy_ci95"]]
     if tokens_vs is not None and tokens_vs in set(res["method"]):
         base = res.loc[res["method"] == tokens_vs, "mean_tokens"].iloc[0]
         res[f"tokens vs {tokens_vs} (%)"] = ((res["mean_tokens"] / base - 1) * 100).round(1)
@@ -131,17 +126,11 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
     with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``;
     ``command`` is what the file says rebuilds it (default: the plain command for ``cfg.profile``)."""
     have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        commit = ""
-    root = cfg.run_root.resolve()
-    where = root.relative_to(ROOT) if root.is_relative_to(ROOT) else root
+    where = kit_path(cfg.run_root)
     command = command or f"python -m hsir.results --profile {cfg.profile}"
     parts = [f"# Results of the {cfg.profile} profile",
              f"Rebuilt from `{where}` by `{command}` "
-             f"({time.strftime('%Y-%m-%d')}, commit {commit or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
+             f"({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
              f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. On the synthetic "
              "testbed the step columns count solutions with fewer / more computation steps than their problem's "
              "operations. The paper's numbers (Qwen2.5, as printed) are not the same models or data: read them "

