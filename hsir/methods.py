@@ -123,6 +123,13 @@ _GRPO_METHODS = [
 METHODS: dict[str, Method] = {m.name: m for m in _SFT_METHODS + _DPO_METHODS + _GRPO_METHODS}
 
 
+def samples_per_query(method: Method, K: int, T: int) -> int:
+    """How many solutions a method samples per D_u query in a round: one greedy (STaR); K×T once for RFT's budget
+    of T rounds, and for ReGenesis (the paper's "fixed data synthesis budget": its |Train| is close to RFT's); K
+    otherwise."""
+    return {"greedy": 1, "budget": K * T, "guideline": K * T}.get(method.sampling, K)
+
+
 def get_method(name: str) -> Method:
     """The method called ``name``; an unknown name is an error listing the valid ones."""
     if name not in METHODS:

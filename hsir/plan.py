@@ -40,7 +40,7 @@ from hsir import config
 from hsir.analysis import subset_size
 from hsir.config import ROOT, DPOSettings, GRPOSettings, LoopConfig, SFTSettings, settings_from
 from hsir.data import where
-from hsir.methods import get_method, run_order
+from hsir.methods import get_method, run_order, samples_per_query
 from hsir.tasks import get_task
 
 
@@ -151,7 +151,7 @@ class Planner:
             cell.add("rollout", rollouts * length)
             cell.add("grpo", rollouts * (P + length), model=True)
         elif m.self_generated:
-            n = {"greedy": 1, "budget": cfg.K * cfg.T, "guideline": cfg.K * cfg.T}.get(m.sampling, cfg.K)  # as sample_stage
+            n = samples_per_query(m, cfg.K, cfg.T)
             sampled = self.samples(cell, key, m.sampling, n)
             groups.append((sampled * a.accuracy, self.L))
             if m.extra == "veriexit":

@@ -31,7 +31,7 @@ from hsir.completions import Prompt, SamplingConfig, greedy
 from hsir.config import LoopConfig, digest
 from hsir.generate import Engine
 from hsir.loopdata import Data
-from hsir.methods import Method, get_method
+from hsir.methods import Method, get_method, samples_per_query
 from hsir.progress import bar
 from hsir.runs import ResumableJsonl, Run
 from hsir.tasks import Problem, Task
@@ -146,9 +146,8 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
     if method.sampling == "greedy":
         scfg, reqs = greedy(cfg.max_new_tokens, seed=cfg.seed), task_requests(task, data.unlabeled, tok)
     else:
-        # RFT's K×T once; ReGenesis too: the paper's "fixed data synthesis budget" (its |Train| is close to RFT's)
-        n = cfg.K * cfg.T if method.sampling in ("budget", "guideline") else cfg.K
-        scfg = SamplingConfig(n=n, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        scfg = SamplingConfig(n=samples_per_query(method, cfg.K, cfg.T), temperature=cfg.temperature,
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         reqs = task_requests(task, data.unlabeled, tok) if method.sampling != "guideline" else guideline_requests(
             task, data.unlabeled, tok)
     spec = common | {"sampling": method.sampling, "n": scfg.n, "temperature": scfg.temperature}
