@@ -111,11 +111,16 @@ class SFTSettings:
     save_every: int = 50  # optimizer steps between checkpoints a killed run resumes from
     num_processes: int = 1  # > 1: data-parallel under ``accelerate launch``
     # Rows concatenated into one sequence per batch (position ids restart per row, no attention across rows)
-    # instead of padded to the longest: the same loss without the padding's compute. ``python -m hsir.bench train``
+    # instead of padded to the longest: the same loss without the padding's compute. ``python -m hsir.bench train``.
+    # It needs a varlen attention kernel (flash-attention) to pay on a GPU: with SDPA, transformers masks the whole
+    # concatenated pass, 2.8x slower than padded passes grouped by length on an H200 (bench/paper-shape-h200.json)
     padding_free: bool = True
     # transformers' attention: None for the model's own (SDPA); "eager" was +4-15% on a 2-core AVX512-BF16 CPU
     # (bench/train-avx512bf16.json) but holds the row length squared per layer; on a GPU e.g. "flash_attention_2"
     attn_implementation: str | None = None
+    # each step is still a random draw of batch_size rows, but its passes take them longest first, so a padded pass
+    # holds rows of similar length (transformers' LengthGroupedSampler; the paper profile's GPU layout)
+    group_by_length: bool = False
 
 
 @dataclass(frozen=True)

@@ -282,8 +282,11 @@ def load_bench(path: str | Path) -> dict:
 
 
 def rate(stages: dict, stage: str) -> float | None:
-    """Tokens/s of a stage; evaluation falls back to sampling's, an InDiv pass (forward only) to 3 × SFT's."""
-    if r := (stages.get(stage) or {}).get("tokens_per_s"):
+    """Tokens/s of a stage (its steady rate, after the first optimizer step, where the bench has one: a paper run's
+    thousands of steps go at that rate, not at a few-step bench's); evaluation falls back to sampling's, an InDiv
+    pass (forward only) to 3 × SFT's."""
+    got = stages.get(stage) or {}
+    if r := got.get("steady_tokens_per_s") or got.get("tokens_per_s"):
         return float(r)
     base, factor = {"eval": ("generate", 1), "score": ("sft", 3)}.get(stage, (None, 0))
     return r * factor if base and (r := rate(stages, base)) else None
@@ -331,6 +334,10 @@ def plan_text(p: Planner, bench: dict | None = None, bench_note: str = "") -> st
                  + (f"; {hours:.1f} GPU-h on {bench.get('gpu', '?')}" if bench else "") + f"; disk ~{p.disk_gib():.0f} GiB")
     if missing:
         lines.append(f"* the bench has no rate for {sorted(missing)}: those tokens are not in the hours")
+    if bench and bench.get("generate_backend") == "hf" and c.backend == "vllm":
+        gen = rate(bench["stages"], "generate")
+        lines.append(f"* sampling and evaluation are charged at the bench's transformers rate ({gen} tokens/s: the bench "
+                     "ran without vLLM); the profile samples with vLLM, so those hours are an upper bound")
     return "\n".join(lines)
 
 

@@ -8,9 +8,11 @@ whole model, and a finished one is reused on rerun. A killed run resumes from th
 ``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model an
 uninterrupted run of the same seed gives.
 
-On a CPU the trainer runs with ``use_cpu``, and with bf16 autocast where the CPU has native bf16 (AMX makes bf16
-matrix work several times faster than fp32; on an AVX2-only CPU emulated bf16 is slower than fp32, so it stays
-off there); the master weights stay fp32. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
+The weights being trained are fp32 everywhere (master weights), with bf16 autocast where the hardware runs bf16
+natively (GPUs; CPUs with AMX or AVX512-BF16, where bf16 matrix work is several times faster than fp32; on an
+AVX2-only CPU emulated bf16 is slower than fp32, so it stays off there). bf16 weights would halve the states'
+memory, but AdamW's updates at the paper's lr (1e-5, 1e-6) are below bf16's resolution for most weights and round
+away. On a CPU the trainer runs with ``use_cpu``. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
 embedded profile trains at 1e-4.
 
 Several processes: ``settings.num_processes > 1`` makes ``launch_sft`` start this module under
@@ -58,6 +60,8 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
         save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
         disable_tqdm=lines_mode(),  # headless: hsir.progress reports steps and loss instead
+        # rows of similar length in one pass: less padding where passes are padded (GPU, micro-batches > 1)
+        train_sampling_strategy="group_by_length" if getattr(s, "group_by_length", False) else "random",
     )
     return config_cls(**(defaults | extra))
 
@@ -228,7 +232,8 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     score_completion_tokens_only()
-    model, tok = load_model(base, dtype="fp32" if not gpu else "bf16", trust_remote_code=trust_remote_code,
+    # fp32 master weights on every device (the module docstring says why); bf16 comes from autocast
+    model, tok = load_model(base, dtype="fp32", trust_remote_code=trust_remote_code,
                             attn_implementation=settings.attn_implementation)
     model.train()
     progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")
@@ -295,7 +300,8 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
         # how the steps are computed, not what they compute: a model trained either way is the same M0
         speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation")
         want = {k: v for k, v in asdict(settings).items() if k not in speed}
-        got = {k: rep["settings"].get(k) for k in want}
+        # a setting added after the folder was trained counts as its default
+        got = {k: rep["settings"].get(k, SFTSettings.__dataclass_fields__[k].default) for k in want}
         if rep["rows"] != len(rows) or rep["base"] != cfg.model or got != want:
             raise RuntimeError(f"{out} was trained from {rep['base']} on {rep['rows']} rows with {got}; this profile "
                                f"asks for {cfg.model} on {len(rows)} rows with {want}. Delete it or use another root.")

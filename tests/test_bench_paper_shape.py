@@ -65,7 +65,7 @@ def test_rows_per_pass_arithmetic():
     layer = 2 * (9 * 100 + 2 * 50 + 4 * 200)  # 3,600 bytes a token
     assert activation_bytes(cfg, False) == 10 * layer == 36_000
     assert activation_bytes(cfg, True) == 10 * 2 * 100 + layer == 5_600
-    exact = {"state_bytes_per_param": 8, "reserve_bytes": 0, "headroom": 1.0}
+    exact = {"state_bytes_per_param": 8, "reserve_bytes": 0, "headroom": 1.0, "activation_margin": 1.0}
     free = 1000 * 8 + 5 * 100 * 36_000  # states of 1,000 parameters, then exactly 5 rows of 100 tokens
     p = rows_per_pass(free, 1000, 100, 32, cfg, min_pass_tokens=400, **exact)
     assert (p.rows, p.gradient_checkpointing, p.tokens_per_pass) == (4, False, 400)  # 5 fit: 4 divides the batch

@@ -67,6 +67,26 @@ def test_padding_free_and_micro_batches_train_the_same_loss_and_weights_as_padde
         train_sft("smoke:tiny-llama", rows, tmp_path / "odd", SFTSettings(batch_size=4, micro_batch_size=3))
 
 
+def test_passes_grouped_by_length_make_the_same_update_as_one_padded_batch(tmp_path, smoke_model):
+    """``group_by_length`` (the paper profile's GPU layout) only reorders a step's rows into passes of similar
+    length: one step over all 8 rows in passes of 2 gives the whole padded batch's loss and weights."""
+    from hsir.models import load_model
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=8))
+    runs = {"padded": (8, False), "grouped": (2, True)}
+    out = {name: train_sft("smoke:tiny-llama", rows, tmp_path / name, SFTSettings(
+        lr=1e-3, batch_size=8, bf16=False, padding_free=False, micro_batch_size=micro, group_by_length=grouped))
+        for name, (micro, grouped) in runs.items()}
+    grouped, padded = sft_report(out["grouped"]), sft_report(out["padded"])
+    assert grouped["settings"]["group_by_length"] and grouped["steps"] == padded["steps"] == 1
+    assert abs(grouped["train_loss"] - padded["train_loss"]) < 1e-4
+    ref, _ = load_model(str(out["padded"]), dtype="fp32")
+    other, _ = load_model(str(out["grouped"]), dtype="fp32")
+    for (name, p), q in zip(ref.named_parameters(), other.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-4), name
+
+
 def test_rows_longer_than_max_length_are_cut_and_counted_padded_or_padding_free(tmp_path, smoke_model):
     """The paper truncates at max_length: a longer row trains with its completion cut (the prompt kept), and
     sft.json counts it, the same with padded batches and padding-free micro-batches."""

@@ -12,8 +12,11 @@ not quality: they also sample ids above 49,151 (decoded to nothing) and never st
 SFT-Initial (M0) on GSM8K's R1 seed rows (the whole local split unless ``--seed-rows``; rows over ``max_length``
 cut and counted); ``K`` samples from M0 for each of ``--problems`` seed problems; an HSIR-SFT-style SFT from M0 on
 them (all kept: random weights get none right); an HSIR-DPO-style round from M0 (winner: the problem's seed trace;
-loser: each of its samples, or without samples the next problem's trace); ``--steps`` H-GRPO steps from M0. SFT
-and DPO run one epoch (the paper's 3 change the duration, not the rate).
+loser: each of its samples, or without samples the next problem's trace); M0 on ``--ood`` (notebook 06's
+``evaluate_generalization``, out of distribution); ``--steps`` H-GRPO steps from M0. SFT and DPO run one epoch
+(the paper's 3 change the duration, not the rate). ``--m0-variants`` repeats SFT-Initial under other pass layouts
+first, side by side in the same run. The JSON is written after every stage, so a run killed at a device's time
+limit keeps what it measured.
 
 **Per stage**: tokens/s, seconds, MFU, peak memory, rows truncated. Trained tokens are the real tokens of forwards
 with gradients (not generation, DPO's precomputed reference, GRPO's reward or reference passes). MFU = 6 ×
@@ -40,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -50,20 +54,26 @@ from hsir.config import DPOSettings, GRPOSettings, SFTSettings, load_config, par
 from hsir.generate import SamplingConfig, make_generator, vllm_available
 from hsir.loopdata import load_data, seed_draw
 from hsir.models import atomic_dir, load_tokenizer, native_bf16
+from hsir.runs import write_json
 from hsir.tasks import get_task
 from hsir.train import sft_rows, train_dpo, train_sft
 
 log = logging.getLogger(__name__)
 SHAPES_DIR = Path(__file__).parent / "shapes"
 SHAPES = {"qwen2.5-1.5b": "Qwen2.5-1.5B-Instruct", "qwen2.5-3b": "Qwen2.5-3B-Instruct", "tiny": "smoke:tiny-llama"}
-STAGES = ("m0", "generate", "hsir-sft", "dpo", "grpo")
+STAGES = ("m0", "generate", "hsir-sft", "dpo", "grpo", "ood")
 # dense bf16 tensor-core FLOP/s (no sparsity) from the vendor's data sheets; the first name in the device's name wins
 NOMINAL_BF16 = (("GH200", 989e12), ("H200", 989e12), ("H100 PCIe", 756e12), ("H100 NVL", 835e12),
                 ("H100", 989e12), ("A100", 312e12))
 GiB = 2**30
-# bytes per parameter the kit's GPU SFT/DPO holds: it loads bf16 weights (hsir.train._fit), so bf16 weights, grads
-# and AdamW's two moments (8), plus one parameter-sized temporary of the fused (foreach) AdamW step (2)
-KIT_STATE_BYTES = 10
+# bytes per parameter the kit's SFT/DPO holds: fp32 master weights and grads (8, hsir.train), AdamW's two fp32
+# moments (8), autocast's bf16 copy of the weights kept for the backward (2), one fp32 parameter-sized temporary of
+# the foreach AdamW step (4)
+KIT_STATE_BYTES = 22
+# measured activations over ``activation_bytes``'s count: on an H200 (bench/paper-shape-h200.json) SFT-Initial at 16
+# rows of ≤ 2,048 tokens a pass peaked at 131.4 GiB, i.e. up to 3.66 MiB a token against 2.62 counted (the
+# allocator's blocks, autocast's casts, the loss's buffers), and DPO at the plan's 8 pairs ran out of memory
+ACTIVATION_MARGIN = 1.4
 
 
 def shape_config(shape: str) -> dict:
@@ -132,30 +142,32 @@ class PassPlan:
     gradient_checkpointing: bool
     tokens_per_pass: int
     state_gib: float  # weights, gradients, optimizer
-    row_gib: float  # activations of one row at max_length, as planned (checkpointed or not)
+    row_gib: float  # activations of one row at max_length, as planned (checkpointed or not, with the margin)
     free_gib: float
 
 
 def rows_per_pass(free_bytes: float, params: int, max_length: int, batch_size: int, config: dict, *,
                   state_bytes_per_param: float = KIT_STATE_BYTES, sequences_per_row: int = 1,
-                  reserve_bytes: float = 4 * GiB, headroom: float = 0.9, min_pass_tokens: int = 8192) -> PassPlan:
+                  reserve_bytes: float = 4 * GiB, headroom: float = 0.9, min_pass_tokens: int = 8192,
+                  activation_margin: float = ACTIVATION_MARGIN) -> PassPlan:
     """Rows per pass from a token budget: ``headroom`` × free memory, less ``reserve_bytes`` (CUDA workspaces, LM
     head tiles, fragmentation) and the states, divided by one row's activations (``max_length`` ×
-    ``sequences_per_row`` tokens: 2 for a DPO pair). Without checkpointing when that gives the whole batch or at
-    least ``min_pass_tokens`` a pass (enough to fill the GPU's matrix units: checkpointing costs a forward more,
-    +33%), else with it where it fits more rows; then the largest divisor of ``batch_size`` (the step stays the
-    batch, accumulated)."""
+    ``sequences_per_row`` tokens: 2 for a DPO pair) × ``activation_margin``. Without checkpointing when that gives
+    the whole batch or at least ``min_pass_tokens`` a pass (enough to fill the GPU's matrix units: checkpointing
+    costs a forward more, +33%), else with it where it fits more rows; then the largest divisor of ``batch_size``
+    (the step stays the batch, accumulated)."""
     budget = free_bytes * headroom - reserve_bytes - params * state_bytes_per_param
     tokens = max_length * sequences_per_row
 
     def fit(ckpt: bool) -> int:
-        return max(0, int(budget // (tokens * activation_bytes(config, ckpt))))
+        return max(0, int(budget // (tokens * activation_bytes(config, ckpt) * activation_margin)))
 
     full, ckpt = fit(False), fit(True)
     use_ckpt = not (full >= batch_size or full * tokens >= min_pass_tokens) and ckpt > full
     rows = max((d for d in range(1, min(batch_size, ckpt if use_ckpt else full) + 1) if batch_size % d == 0), default=0)
     return PassPlan(rows, use_ckpt, rows * tokens, round(params * state_bytes_per_param / GiB, 2),
-                    round(tokens * activation_bytes(config, use_ckpt) / GiB, 3), round(free_bytes / GiB, 2))
+                    round(tokens * activation_bytes(config, use_ckpt) * activation_margin / GiB, 3),
+                    round(free_bytes / GiB, 2))
 
 
 @dataclass(frozen=True)
@@ -182,13 +194,13 @@ def peak_flops() -> dict:
 
 
 def make_meter(checkpointing: bool = False):
-    """A trainer callback: trained tokens (forwards with gradients, attention-masked) and step seconds; turns
-    gradient checkpointing on at the start where the pass plan needs it."""
+    """A trainer callback: trained tokens (forwards with gradients, attention-masked), and seconds and tokens per
+    optimizer step; turns gradient checkpointing on at the start where the pass plan needs it."""
     from transformers import TrainerCallback
 
     class Meter(TrainerCallback):
         def __init__(self):
-            self.tokens, self.steps, self.t0, self.hook = 0, [], 0.0, None
+            self.tokens, self.steps, self.step_tokens, self.t0, self.n0, self.hook = 0, [], [], 0.0, 0, None
 
         def count(self, _module, _args, kwargs):
             ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
@@ -201,10 +213,11 @@ def make_meter(checkpointing: bool = False):
             self.hook = model.register_forward_pre_hook(self.count, with_kwargs=True)
 
         def on_step_begin(self, *a, **kw):
-            self.t0 = time.perf_counter()
+            self.t0, self.n0 = time.perf_counter(), self.tokens
 
         def on_step_end(self, *a, **kw):
             self.steps.append(round(time.perf_counter() - self.t0, 3))
+            self.step_tokens.append(self.tokens - self.n0)
 
     return Meter()
 
@@ -212,6 +225,16 @@ def make_meter(checkpointing: bool = False):
 def rates(tokens: int, seconds: float, ctx: Ctx) -> dict:
     return {"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "mfu": round(6 * ctx.params * tokens / seconds / ctx.peak, 4) if seconds else None}
+
+
+def steady(meter, ctx: Ctx) -> dict:
+    """The rate of the optimizer steps after the first (which carries CUDA's and the kernels' start-up); a short
+    run's whole-run rate (``rates``) understates what a long one gets."""
+    secs, toks = meter.steps[1:], meter.step_tokens[1:]
+    if not secs or not sum(secs):
+        return {}
+    r = rates(sum(toks), sum(secs), ctx)
+    return {"steady_tokens_per_s": r["tokens_per_s"], "steady_mfu": r["mfu"], "steady_steps": len(secs)}
 
 
 def measured(fn, *args) -> dict:
@@ -253,10 +276,12 @@ def train_stage(kind: str, base: str, rows: list[dict], out: Path, settings, ctx
     shutil.rmtree(out, ignore_errors=True)
     folder = (train_dpo if kind == "dpo" else train_sft)(base, rows, out, settings, callbacks=[meter])
     rep = json.loads((folder / f"{kind}.json").read_text())
-    return rates(meter.tokens, rep["seconds"], ctx) | {
+    return rates(meter.tokens, rep["seconds"], ctx) | steady(meter, ctx) | {
         "rows": rep["rows"], "truncated_rows": rep["truncated_rows"], "dropped_rows": rep["dropped_rows"],
         "longest_row": rep["longest_row"], "max_length": rep["max_length"], "steps": rep["steps"],
-        "step_seconds": meter.steps, **{k: rep["settings"][k] for k in ("micro_batch_size", "batch_size", "bf16")},
+        "step_seconds": meter.steps, "step_tokens": meter.step_tokens,
+        **{k: rep["settings"][k] for k in ("micro_batch_size", "batch_size", "bf16", "padding_free", "group_by_length",
+                                           "attn_implementation")},
         "gradient_checkpointing": bool(plan and plan.gradient_checkpointing), "pass_plan": plan and asdict(plan)}
 
 
@@ -293,11 +318,32 @@ def grpo_stage(start: str, cfg, out: Path, ctx: Ctx) -> dict:
         "indiv_seconds": rep["indiv_seconds"], "mfu_note": "6 × params × trained tokens over the whole steps, rollouts included"}
 
 
+def ood_stage(cfg, ood_set: str, n: int) -> dict:
+    """Notebook 06's call (``hsir.generalization.evaluate_generalization``): M0, trained on GSM8K's seed rows, on
+    ``n`` problems of an out-of-distribution ``task:split`` with the profile's engine (random weights: accuracy 0;
+    the path, its outputs and its time are what is checked)."""
+    from hsir.generalization import eval_dir, evaluate_generalization
+    from hsir.generate import Engine
+
+    engine = Engine(cfg)
+    try:
+        records = evaluate_generalization(cfg, ["SFT-Initial"], [ood_set], engine, n)
+    finally:
+        engine.close()
+    task, _, split = ood_set.partition(":")
+    metrics = json.loads((eval_dir(cfg, "SFT-Initial", 0, task, split) / "metrics.json").read_text())[f"{task}-{split}"]
+    return {"set": ood_set, "records": records, "folder": str(eval_dir(cfg, "SFT-Initial", 0, task, split)),
+            **{k: metrics.get(k) for k in ("n", "accuracy", "mean_tokens", "backend", "max_new_tokens")}}
+
+
 def pooled(runs: dict, ctx: Ctx) -> dict:
     """``stages.sft``: SFT-Initial and HSIR-SFT pooled (the rate the plan charges every SFT at), each under ``runs``."""
     if not (ok := [r for r in runs.values() if "error" not in r]):
         return {"runs": runs, "error": "no SFT run finished"}
-    return rates(sum(r["tokens"] for r in ok), sum(r["seconds"] for r in ok), ctx) | {
+    later = [(t, s) for r in ok for t, s in zip(r.get("step_tokens", [])[1:], r.get("step_seconds", [])[1:], strict=False)]
+    steady_rate = rates(sum(t for t, _ in later), sum(s for _, s in later), ctx) if later else {}
+    return rates(sum(r["tokens"] for r in ok), sum(r["seconds"] for r in ok), ctx) | (
+        {"steady_tokens_per_s": steady_rate["tokens_per_s"], "steady_mfu": steady_rate["mfu"]} if later else {}) | {
         "truncated_rows": sum(r["truncated_rows"] for r in ok), "peak_memory_gib": max(r["peak_memory_gib"] for r in ok),
         "runs": runs}
 
@@ -320,8 +366,13 @@ def bench_config(model: str, root: Path, n_seed: int, problems: int, steps: int,
 
 
 def paper_shape_bench(shape: str = "qwen2.5-1.5b", seed_rows: int | None = None, problems: int = 4, steps: int = 2,
-                      sets: dict | None = None, stages=STAGES, work: str | Path | None = None) -> dict:
-    """Build the shape's random model, run ``stages`` at the paper profile's settings, return the bench's JSON."""
+                      sets: dict | None = None, stages=STAGES, work: str | Path | None = None,
+                      m0_variants: dict | None = None, ood_set: str = "math500:test",
+                      on_stage: Callable[[dict], None] | None = None) -> dict:
+    """Build the shape's random model, run ``stages`` at the paper profile's settings, return the bench's JSON.
+    ``m0_variants`` (name → ``m0_sft`` overrides) repeat SFT-Initial with other settings, side by side in the same
+    run, before the profile's own M0 (which the later stages start from). ``on_stage`` gets the JSON so far after
+    every stage, so a run cut short (a device's time limit) keeps what it measured."""
     sets = dict(sets or {})
     tmp = None if work else tempfile.mkdtemp(prefix="paper-shape-")
     work = Path(work or tmp)
@@ -335,18 +386,45 @@ def paper_shape_bench(shape: str = "qwen2.5-1.5b", seed_rows: int | None = None,
         picked = seed[:problems]
         backend = "hf" if cfg.backend == "hf" or not vllm_available() else "vllm"
         samples, result, sft_runs = [], {}, {}
+
+        def doc() -> dict:
+            stages_now = result | ({"sft": pooled(sft_runs, ctx)} if sft_runs else {})
+            errors = sorted(k for k, v in [*result.items(), *sft_runs.items()] if "error" in v)
+            return {"bench": "paper-shape", "shape": shape, "model": f"{SHAPES[shape]} (random weights)",
+                    "gpu": gpu_name() or "cpu", "parameters": ctx.params,
+                    "tokenizer": "smoke:tiny-llama (SmolLM2's, 49,152 ids)", "profile": "paper", "overrides": sets,
+                    "seed_rows": len(seed), "problems": len(picked), "grpo_steps": steps,
+                    "settings": {k: getattr(cfg, k) for k in ("m0_sft", "sft", "dpo", "grpo", "K", "max_new_tokens",
+                                                              "eval_max_new_tokens", "temperature")},
+                    "generate_backend": backend, "peak_flops": peak, "model_build_seconds": build_seconds,
+                    "stages": stages_now, "errors": errors, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+        def done() -> None:
+            if on_stage is not None:
+                on_stage(doc())
+
+        m0_dir = cfg.run_root / "m0"  # where notebook 06 finds M0 (SFT-Initial, iteration 0)
         if "m0" in stages:
-            sft_runs["SFT-Initial"] = measured(train_stage, "sft", model, sft_rows(task, seed), work / "m0",
+            for name, over in (m0_variants or {}).items():
+                result.setdefault("m0_variants", {})[name] = measured(
+                    train_stage, "sft", model, sft_rows(task, seed), work / f"m0-{name}",
+                    settings_from(SFTSettings, cfg.m0_sft | over), ctx) | {"overrides": over}
+                shutil.rmtree(work / f"m0-{name}", ignore_errors=True)
+                done()
+            sft_runs["SFT-Initial"] = measured(train_stage, "sft", model, sft_rows(task, seed), m0_dir,
                                                settings_from(SFTSettings, cfg.m0_sft), ctx)
-        m0 = str(work / "m0") if (work / "m0" / "model.safetensors").exists() else model  # kept in --work: reused
+            done()
+        m0 = str(m0_dir) if (m0_dir / "model.safetensors").exists() else model  # kept in --work: reused
         if "generate" in stages:
             result["generate"] = measured(generate_stage, m0, task, picked, cfg, backend, samples)
+            done()
         texts = [[c.text for c in cs if c.text.strip()] for cs in samples] if samples else [[p.reasoning] for p in picked]
         if "hsir-sft" in stages:
             rows = [r for p, ts in zip(picked, texts, strict=True) for r in sft_rows(task, [p] * len(ts), ts)]
             sft_runs["HSIR-SFT"] = measured(train_stage, "sft", m0, rows, work / "hsir-sft",
                                             settings_from(SFTSettings, cfg.sft), ctx)
             sft_runs["HSIR-SFT"]["rows_from"] = "M0's samples, all kept" if samples else "the problems' seed traces"
+            done()
         if "dpo" in stages:
             losers = texts if samples else [[picked[(k + 1) % len(picked)].reasoning] for k in range(len(picked))]
             pairs = [{"prompt": task.messages(p), "chosen": [{"role": "assistant", "content": p.reasoning}],
@@ -355,17 +433,15 @@ def paper_shape_bench(shape: str = "qwen2.5-1.5b", seed_rows: int | None = None,
             result["dpo"] = measured(train_stage, "dpo", m0, pairs, work / "dpo", settings_from(DPOSettings, cfg.dpo), ctx)
             result["dpo"]["pairs_from"] = ("winner: the seed trace; loser: each of M0's samples" if samples
                                            else "winner: the seed trace; loser: the next problem's trace")
+            done()
+        if "ood" in stages and m0 != model:  # before GRPO, the longest stage
+            on = replace(cfg, backend=backend, engine=cfg.engine if backend == "vllm" else {})
+            result["ood"] = measured(ood_stage, on, ood_set, problems)
+            done()
         if "grpo" in stages:
             result["grpo"] = measured(grpo_stage, m0, cfg, work / "grpo", ctx)
-        if sft_runs:
-            result["sft"] = pooled(sft_runs, ctx)
-        errors = sorted(k for k, v in [*result.items(), *sft_runs.items()] if "error" in v)
-        return {"bench": "paper-shape", "shape": shape, "model": f"{SHAPES[shape]} (random weights)",
-                "gpu": gpu_name() or "cpu", "parameters": ctx.params, "tokenizer": "smoke:tiny-llama (SmolLM2's, 49,152 ids)",
-                "profile": "paper", "overrides": sets, "seed_rows": len(seed), "problems": len(picked), "grpo_steps": steps,
-                "settings": {k: getattr(cfg, k) for k in ("m0_sft", "sft", "dpo", "grpo", "K", "max_new_tokens", "temperature")},
-                "generate_backend": backend, "peak_flops": peak, "model_build_seconds": build_seconds,
-                "stages": result, "errors": errors, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            done()
+        return doc()
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -381,16 +457,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="paper-profile overrides, e.g. K=4")
     ap.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES)
     ap.add_argument("--work", help="folder for the model and runs, kept (default: a temporary one)")
+    ap.add_argument("--m0-variants", type=json.loads, default={}, metavar="JSON",
+                    help='SFT-Initial again under other m0_sft settings, e.g. \'{"padding-free": {"padding_free": true}}\'')
+    ap.add_argument("--ood", default="math500:test", help="task:split M0 is evaluated on (notebook 06's call)")
     args = ap.parse_args(argv)
-    result = paper_shape_bench(args.shape, args.seed_rows, args.problems, args.steps, parse_sets(args.set),
-                               args.stages, args.work)
-    result["machine"] = machine()
     suffix = "" if args.shape == "qwen2.5-1.5b" else f"-{args.shape}"  # hsir.plan --gpu reads the paper model's
-    out = Path(args.out or f"bench/paper-shape-{result['gpu'].lower()}{suffix}.json")
-    if out.exists() and set(args.stages) != set(STAGES):  # a run split by --stages: earlier commands' stages kept
-        result["stages"] = json.loads(out.read_text()).get("stages", {}) | result["stages"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out or f"bench/paper-shape-{(gpu_name() or 'cpu').lower()}{suffix}.json")
+    # a run split by --stages keeps earlier commands' stages
+    earlier = json.loads(out.read_text()).get("stages", {}) if out.exists() and set(args.stages) != set(STAGES) else {}
+    mach = machine()
+
+    def save(result: dict) -> None:
+        write_json(out, result | {"stages": earlier | result["stages"], "machine": mach})
+
+    result = paper_shape_bench(args.shape, args.seed_rows, args.problems, args.steps, parse_sets(args.set),
+                               args.stages, args.work, args.m0_variants, args.ood, on_stage=save)
+    save(result)
     print(f"[bench] wrote {out}" + (f"; failed: {result['errors']}" if result["errors"] else ""))
     return 1 if result["errors"] else 0
 
