@@ -90,6 +90,9 @@ INDIV_VARIANTS = {
 
 # ------------------------------------------------------------------------------------------------ training
 
+WEIGHTS = ("auto", "fp32", "bf16")  # SFTSettings.weights
+
+
 @dataclass(frozen=True)
 class SFTSettings:
     """One SFT run (paper Eq.1) with TRL (``hsir.train``)."""
@@ -116,11 +119,21 @@ class SFTSettings:
     # concatenated pass, 2.8x slower than padded passes grouped by length on an H200 (bench/paper-shape-h200.json)
     padding_free: bool = True
     # transformers' attention: None for the model's own (SDPA); "eager" was +4-15% on a 2-core AVX512-BF16 CPU
-    # (bench/train-avx512bf16.json) but holds the row length squared per layer; on a GPU e.g. "flash_attention_2"
-    attn_implementation: str | None = None
-    # each step is still a random draw of batch_size rows, but its passes take them longest first, so a padded pass
-    # holds rows of similar length (transformers' LengthGroupedSampler; the paper profile's GPU layout)
+    # (bench/train-avx512bf16.json) but holds the row length squared per layer; on a GPU e.g. "flash_attention_2".
+    # "auto": eager on a CPU with native bf16 where a pass's attention matrices fit EAGER_ATTENTION_GIB
+    # (hsir.train), else the model's own
+    attn_implementation: str | None = "auto"
+    # the weights the passes run on: "fp32" (bf16 autocast where the hardware has bf16), "bf16" (bf16 weights, fp32
+    # master copies in the optimizer: hsir.precision), "auto" (bf16 on a CPU with native bf16, else fp32)
+    weights: str = "auto"
+    # each step is still a random draw of batch_size rows (a seeded permutation per epoch, cut into steps), but its
+    # passes take them longest first, so a padded pass holds rows of similar length (hsir.train.StepSortedSampler;
+    # the paper profile's GPU layout). SFT only: TRL's DPO pairs are padded as they come
     group_by_length: bool = False
+
+    def __post_init__(self):
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights {self.weights!r} unknown; valid: {list(WEIGHTS)}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,11 @@ class DPOSettings(SFTSettings):
     beta: float = 0.1
     nll_weight: float = 0.5  # α
     epochs: float = 3.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.group_by_length:
+            raise ValueError("dpo: group_by_length is for SFT rows; TRL's DPO pairs have no single length to sort by")
 
 
 GRPO_ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server", "engine")

@@ -8,11 +8,16 @@ whole model, and a finished one is reused on rerun. A killed run resumes from th
 ``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model an
 uninterrupted run of the same seed gives.
 
-The weights being trained are fp32 everywhere (master weights), with bf16 autocast where the hardware runs bf16
-natively (GPUs; CPUs with AMX or AVX512-BF16, where bf16 matrix work is several times faster than fp32; on an
-AVX2-only CPU emulated bf16 is slower than fp32, so it stays off there). bf16 weights would halve the states'
-memory, but AdamW's updates at the paper's lr (1e-5, 1e-6) are below bf16's resolution for most weights and round
-away. On a CPU the trainer runs with ``use_cpu``. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
+Precision (``weights``): the update is always taken on fp32 weights, since AdamW's updates at the paper's lr
+(1e-5, 1e-6) are below bf16's resolution for most weights and would round away. Where the hardware runs bf16
+natively (GPUs; CPUs with AMX or AVX512-BF16, where bf16 matrix work is several times faster than fp32) the passes
+run in bf16: on a GPU by autocast over fp32 weights; on such a CPU on bf16 weights with fp32 master copies in the
+optimizer (``hsir.precision``), which saves autocast's cast of every weight at every one-row pass. On an AVX2-only
+CPU, emulated bf16 is slower than fp32, so everything stays fp32. Attention (``attn_implementation: auto``): on a
+CPU with native bf16, transformers' eager attention where a pass's attention matrices fit ``EAGER_ATTENTION_GIB``
+(faster than SDPA's CPU kernel at these lengths), else SDPA; elsewhere the model's own (SDPA). On a GPU the rows
+per pass follow the free memory (``gpu_pass_plan``) unless ``micro_batch_size`` is set. ``python -m hsir.bench
+train`` measures both. On a CPU the trainer runs with ``use_cpu``. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
 embedded profile trains at 1e-4.
 
 Several processes: ``settings.num_processes > 1`` makes ``launch_sft`` start this module under
@@ -41,6 +46,7 @@ from hsir.runs import read_json, read_jsonl, write_json, write_jsonl
 from hsir.tasks import Problem, Task, get_task
 
 log = logging.getLogger(__name__)
+EAGER_ATTENTION_GIB = 2.0  # a pass's eager attention scores, probabilities and their bf16 copy, all layers
 
 
 def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
@@ -60,8 +66,6 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
         save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
         disable_tqdm=lines_mode(),  # headless: hsir.progress reports steps and loss instead
-        # rows of similar length in one pass: less padding where passes are padded (GPU, micro-batches > 1)
-        train_sampling_strategy="group_by_length" if getattr(s, "group_by_length", False) else "random",
     )
     return config_cls(**(defaults | extra))
 
@@ -173,6 +177,22 @@ def truncate_rows(trainer, max_length: int, report: str) -> dict:
             "longest_row": max(lengths, default=0)}
 
 
+def resolve_weights(settings, gpu: bool) -> str:
+    """``weights: auto`` resolved: bf16 weights with fp32 masters on a CPU with native bf16, else fp32 (autocast
+    where ``bf16``)."""
+    if settings.weights != "auto":
+        return settings.weights
+    return "bf16" if settings.bf16 and not gpu else "fp32"
+
+
+def auto_attention(config, sequences: int, length: int, cpu_bf16: bool) -> bool:
+    """``attn_implementation: auto``: eager (True) on a CPU with native bf16 (where it was measured faster) where
+    ``sequences`` of ``length`` tokens keep at most ``EAGER_ATTENTION_GIB`` of attention matrices for the backward
+    (scores, fp32 probabilities and their bf16 copy: 8 bytes an entry, every head and layer); else the model's own."""
+    entries = sequences * config.num_hidden_layers * config.num_attention_heads * length**2
+    return cpu_bf16 and entries * 8 <= EAGER_ATTENTION_GIB * 2**30
+
+
 def resolve_bf16(settings):
     """``bf16=None`` resolved to what the hardware runs natively, so that the report records what ran."""
     from hsir.models import native_bf16
@@ -224,30 +244,103 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     from datasets import Dataset
 
     from hsir.models import load_model
+    from hsir.precision import MasterWeightsAdamW, masters_into_model, to_bf16_with_masters
 
     if not data:
         raise ValueError(f"no rows to train {out} on")
     gpu = torch.cuda.is_available()
     settings = resolve_bf16(settings)
-    settings = replace(settings, micro_batch_size=micro_batch(settings, gpu))
+    settings = replace(settings, weights=resolve_weights(settings, gpu))
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
     score_completion_tokens_only()
-    # fp32 master weights on every device (the module docstring says why); bf16 comes from autocast
-    model, tok = load_model(base, dtype="fp32", trust_remote_code=trust_remote_code,
-                            attn_implementation=settings.attn_implementation)
+    attn = None if settings.attn_implementation == "auto" else settings.attn_implementation  # "auto": set below
+    model, tok = load_model(base, dtype="fp32", trust_remote_code=trust_remote_code, attn_implementation=attn)
+    plan = gpu_pass_plan(model, settings, 2 if report == "dpo.json" else 1) if gpu else None
+    settings = replace(settings, micro_batch_size=plan.rows if plan else micro_batch(settings, gpu))
+    masters = to_bf16_with_masters(model) if settings.weights == "bf16" else {}
     model.train()
     progress = train_callbacks(f"{report.removesuffix('.json').upper()} {out.parent.name}/{out.name}")
-    trainer = trainer_cls(model=model, args=trl_args(config_cls, ckpt_dir, settings, **extra),
-                          train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[*callbacks, *progress])
+    args = trl_args(config_cls, ckpt_dir, settings, **extra,
+                    **({"gradient_checkpointing": True} if plan and plan.gradient_checkpointing else {}))
+    if settings.group_by_length:  # SFT only (DPOSettings refuses it): each step's rows, longest first
+        trainer_cls = type(f"StepSorted{trainer_cls.__name__}", (trainer_cls,), {"_get_train_sampler": _step_sorted})
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
+                          callbacks=[*callbacks, *progress])
+    if settings.weights == "bf16":  # read when train() builds the optimizer; TRL's DPOTrainer takes no such argument
+        trainer.optimizer_cls_and_kwargs = (MasterWeightsAdamW, {
+            "lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
+            "weight_decay": args.weight_decay, "masters": masters})
     cut = truncate_rows(trainer, settings.max_length, report)
+    if settings.attn_implementation == "auto":
+        sequences = 2 * settings.micro_batch_size if report == "dpo.json" else settings.micro_batch_size
+        if report == "sft.json" and settings.padding_free and settings.micro_batch_size > 1:  # one long sequence
+            sequences = 1
+        if auto_attention(model.config, sequences, min(cut["longest_row"], settings.max_length) *
+                          (settings.micro_batch_size if sequences == 1 else 1), cpu_bf16=settings.bf16 and not gpu):
+            model.set_attn_implementation("eager")
+        settings = replace(settings, attn_implementation=model.config._attn_implementation)  # what runs
     last = last_checkpoint(ckpt_dir)
 
     def summary(result, seconds: float) -> dict:
         return {"base": base, "rows": len(data), **cut, "settings": asdict(settings), "train_loss": result.training_loss,
                 "steps": result.global_step, "seconds": round(seconds, 1), "resumed_from": last,
-                "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history}
+                "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history,
+                **({"pass_plan": asdict(plan)} if plan else {})}
 
-    return run_trainer(trainer, tok, out, ckpt_dir, last, report, summary)
+    # the saved model is the fp32 masters, not their bf16 rounding: the next round starts from the same values
+    restore = (lambda: masters_into_model(trainer.optimizer, model)) if settings.weights == "bf16" else None
+    return run_trainer(trainer, tok, out, ckpt_dir, last, report, summary, cleanup=restore)
+
+
+def gpu_pass_plan(model, settings, sequences_per_row: int):
+    """Rows per pass on a GPU where ``micro_batch_size`` is not set: ``hsir.memory.rows_per_pass`` from the free
+    memory (the model's own weights counted back in) and the model's shape; None where it is set."""
+    import torch
+
+    from hsir.memory import rows_per_pass
+
+    if settings.micro_batch_size:
+        return None
+    params = sum(p.numel() for p in model.parameters())
+    free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_allocated()
+    plan = rows_per_pass(free, params, settings.max_length, settings.batch_size, model.config.to_dict(),
+                         sequences_per_row=sequences_per_row)
+    if not plan.rows:
+        raise RuntimeError(f"{params / 1e9:.2f}B parameters' training states ({plan.state_gib} GiB) leave no room for one "
+                           f"row of {settings.max_length} tokens in {plan.free_gib} GiB: shard them over several GPUs "
+                           "(params/paper/accelerate/fsdp-7b.yaml) or set micro_batch_size")
+    return plan
+
+
+class StepSortedSampler:
+    """``group_by_length``: each epoch a permutation seeded by (seed, epoch), cut into optimizer steps of ``step_rows``
+    rows, each step's rows longest first. A step is the same random draw a shuffled sampler makes; only the order
+    inside it changes, so a padded pass of several rows holds rows of similar length. transformers calls
+    ``set_epoch`` before each epoch, a resumed one too, so a resumed run replays the same order."""
+
+    def __init__(self, lengths: Sequence[int], step_rows: int, seed: int):
+        self.lengths, self.step_rows, self.seed, self.epoch = list(lengths), step_rows, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import random
+
+        order = list(range(len(self.lengths)))
+        random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
+        for i in range(0, len(order), self.step_rows):
+            yield from sorted(order[i : i + self.step_rows], key=lambda k: -self.lengths[k])
+
+
+def _step_sorted(trainer, train_dataset=None):
+    ds = train_dataset if train_dataset is not None else trainer.train_dataset
+    args = trainer.args
+    return StepSortedSampler([len(ids) for ids in ds["input_ids"]],
+                             args.per_device_train_batch_size * args.gradient_accumulation_steps, args.seed)
 
 
 TRAINERS = {"sft": (train_sft, SFTSettings), "dpo": (train_dpo, DPOSettings)}
@@ -298,7 +391,9 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
     if (out / "sft.json").exists():
         rep = read_json(out / "sft.json")
         # how the steps are computed, not what they compute: a model trained either way is the same M0
-        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation")
+        # (weights: bf16 with fp32 masters trains M0 to the fp32 run's loss within 0.01, README "Compute")
+        speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation",
+                 "weights")
         want = {k: v for k, v in asdict(settings).items() if k not in speed}
         # a setting added after the folder was trained counts as its default
         got = {k: rep["settings"].get(k, SFTSettings.__dataclass_fields__[k].default) for k in want}

@@ -5,8 +5,9 @@ accelerate config."""
 import json
 
 from hsir.bench.__main__ import main as bench_main
-from hsir.bench.paper_shape import activation_bytes, count_params, rows_per_pass, shape_config
+from hsir.bench.paper_shape import count_params, shape_config
 from hsir.config import ROOT
+from hsir.memory import activation_bytes, rows_per_pass
 from hsir.plan import load_bench, rate
 
 GiB = 2**30

@@ -87,6 +87,49 @@ def test_passes_grouped_by_length_make_the_same_update_as_one_padded_batch(tmp_p
         assert torch.allclose(p, q, atol=1e-4), name
 
 
+def test_bf16_weights_with_fp32_masters_train_to_the_fp32_weight_runs_loss(tmp_path, smoke_model):
+    """weights: bf16 (hsir.precision) against fp32 weights with bf16 autocast: the passes see the same rounded
+    matrices, so the losses agree; what differs (bf16 residual stream, gradients summed in bf16) stays small."""
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=16))
+    loss = {}
+    for w in ("fp32", "bf16"):
+        out = train_sft("smoke:tiny-llama", rows, tmp_path / w,
+                        SFTSettings(lr=1e-3, batch_size=4, bf16=True, weights=w, save_every=100))
+        rep = sft_report(out)
+        assert rep["settings"]["weights"] == w and rep["steps"] == 4
+        loss[w] = rep["train_loss"]
+    assert abs(loss["bf16"] - loss["fp32"]) < 0.01, loss
+
+
+def test_auto_attention_is_eager_on_a_cpu_while_the_matrices_fit():
+    from types import SimpleNamespace
+
+    from hsir.train import EAGER_ATTENTION_GIB, auto_attention
+
+    cfg = SimpleNamespace(num_hidden_layers=30, num_attention_heads=9)  # SmolLM2-135M
+    fits = int((EAGER_ATTENTION_GIB * 2**30 / (8 * 30 * 9)) ** 0.5)  # the longest row eager holds: 997 tokens
+    assert auto_attention(cfg, 1, fits, cpu_bf16=True)
+    assert not auto_attention(cfg, 1, fits + 1, cpu_bf16=True)
+    assert not auto_attention(cfg, 2, fits, cpu_bf16=True)  # two rows a pass hold twice as much
+    assert not auto_attention(cfg, 1, 16, cpu_bf16=False)  # GPUs and fp32 CPUs keep the model's own (SDPA)
+
+
+def test_step_sorted_sampler_keeps_each_steps_random_draw_and_sorts_inside_it():
+    from hsir.train import StepSortedSampler
+
+    lengths = [(7 * k) % 23 for k in range(40)]
+    s = StepSortedSampler(lengths, 8, seed=3)
+    epoch0 = list(s)
+    assert sorted(epoch0) == list(range(40)) and list(s) == epoch0  # a permutation, the same for the same epoch
+    steps = [epoch0[i : i + 8] for i in range(0, 40, 8)]
+    assert all([lengths[k] for k in st] == sorted((lengths[k] for k in st), reverse=True) for st in steps)
+    # the steps are a shuffle's draws, not rows of similar length: some step spans short and long rows
+    assert max(max(lengths[k] for k in st) - min(lengths[k] for k in st) for st in steps) > 15
+    s.set_epoch(1)
+    assert list(s) != epoch0 and sorted(s) == list(range(40))
+
+
 def test_rows_longer_than_max_length_are_cut_and_counted_padded_or_padding_free(tmp_path, smoke_model):
     """The paper truncates at max_length: a longer row trains with its completion cut (the prompt kept), and
     sft.json counts it, the same with padded batches and padding-free micro-batches."""
@@ -160,12 +203,14 @@ def _kill_at(step: int):
     return KillAt()
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_model):
+@pytest.mark.parametrize("weights", ["fp32", "bf16"])
+def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_model, weights):
+    """bf16 weights: the checkpoint's fp32 master copies, not the rounded model, carry the run on."""
     from safetensors.torch import load_file
 
     task = get_task("synthetic")
     rows = sft_rows(task, task.load("seed", limit=16))
-    s = SFTSettings(lr=1e-3, batch_size=4, micro_batch_size=4, bf16=False, save_every=1)
+    s = SFTSettings(lr=1e-3, batch_size=4, micro_batch_size=4, bf16=weights == "bf16", save_every=1, weights=weights)
     whole = train_sft("smoke:tiny-llama", rows, tmp_path / "whole", s)
     with pytest.raises(Kill):
         train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s, callbacks=[_kill_at(3)])

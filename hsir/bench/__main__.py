@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return paper_shape(argv[1:])
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
-    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "grpo",
+    ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "train-quality", "grpo",
                                       "paper-shape", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="device: tiny sizes (the default on a CPU)")
     ap.add_argument("--dtype", default="fp32", help="agreement: the dtype both backends run in")
     ap.add_argument("--steps", type=int, default=5, help="train, grpo: optimizer steps per configuration")
+    ap.add_argument("--root", help="train-quality: where the M0s go (default: a temporary folder)")
     ap.add_argument("--profile", default="embedded", help="veriexit, grpo: the loop profile (params/<profile>/selfimprove.yaml)")
     args = ap.parse_args(argv)
     if args.which == "_generate":
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         from hsir.bench.train import train_bench
 
         result = train_bench(args.model, steps=args.steps, only=args.only)
+    elif args.which == "train-quality":
+        from hsir.bench.train import m0_quality
+
+        result = m0_quality(args.profile, args.root)
     elif args.which == "grpo":
         from hsir.bench.grpo import grpo_bench
 

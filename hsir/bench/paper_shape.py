@@ -26,11 +26,12 @@ parameters × trained tokens / train seconds / peak: the GPU's nominal dense bf1
 median TRL step, rollouts included. Peak memory: ``torch.cuda.max_memory_allocated``, or the process tree's RSS on
 a CPU. A failed stage (an OOM) keeps its error, the others still run, and the exit code is 1.
 
-**Memory by design** (issue 21, item 2): on a GPU, SFT/DPO rows per pass follow ``rows_per_pass`` from the free
-memory, with gradient checkpointing (switched on by the bench's callback; ``hsir.train`` leaves it off) where a pass
-of ``min_pass_tokens`` does not fit without it; a set ``micro_batch_size`` is kept. The 7B needs several GPUs
-(``params/paper/accelerate/fsdp-7b.yaml``). GRPO's transformers rollouts (14 × 8 × 2,048 tokens a step) dominate
-the time: ``--stages`` with ``--work`` (keeps the model and M0) split a run across commands into one ``--out``."""
+**Memory by design** (issue 21, item 2): on a GPU, SFT/DPO rows per pass follow ``hsir.memory.rows_per_pass`` from
+the free memory, with gradient checkpointing where a pass of ``min_pass_tokens`` does not fit without it, as
+``hsir.train`` plans them for every run (``pass_plan`` in its report); a set ``micro_batch_size`` is kept. The
+7B needs several GPUs (``params/paper/accelerate/fsdp-7b.yaml``). GRPO's transformers rollouts (14 × 8 × 2,048
+tokens a step) dominate the time: ``--stages`` with ``--work`` (keeps the model and M0) split a run across commands
+into one ``--out``."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -53,6 +54,7 @@ from hsir.bench.common import TreeMemory, machine, matmul_flops
 from hsir.config import DPOSettings, GRPOSettings, SFTSettings, load_config, parse_sets, settings_from
 from hsir.generate import SamplingConfig, make_generator, vllm_available
 from hsir.loopdata import load_data, seed_draw
+from hsir.memory import GiB
 from hsir.models import atomic_dir, load_tokenizer, native_bf16
 from hsir.runs import write_json
 from hsir.tasks import get_task
@@ -65,15 +67,6 @@ STAGES = ("m0", "generate", "hsir-sft", "dpo", "grpo", "ood")
 # dense bf16 tensor-core FLOP/s (no sparsity) from the vendor's data sheets; the first name in the device's name wins
 NOMINAL_BF16 = (("GH200", 989e12), ("H200", 989e12), ("H100 PCIe", 756e12), ("H100 NVL", 835e12),
                 ("H100", 989e12), ("A100", 312e12))
-GiB = 2**30
-# bytes per parameter the kit's SFT/DPO holds: fp32 master weights and grads (8, hsir.train), AdamW's two fp32
-# moments (8), autocast's bf16 copy of the weights kept for the backward (2), one fp32 parameter-sized temporary of
-# the foreach AdamW step (4)
-KIT_STATE_BYTES = 22
-# measured activations over ``activation_bytes``'s count: on an H200 (bench/paper-shape-h200.json) SFT-Initial at 16
-# rows of ≤ 2,048 tokens a pass peaked at 131.4 GiB, i.e. up to 3.66 MiB a token against 2.62 counted (the
-# allocator's blocks, autocast's casts, the loss's buffers), and DPO at the plan's 8 pairs ran out of memory
-ACTIVATION_MARGIN = 1.4
 
 
 def shape_config(shape: str) -> dict:
@@ -125,51 +118,6 @@ def build_model(shape: str, folder: Path) -> Path:
     return atomic_dir(folder, build)
 
 
-def activation_bytes(config: dict, checkpointing: bool, dtype_bytes: int = 2) -> int:
-    """Bytes a training pass keeps per token for the backward, for a Llama/Qwen decoder in bf16 with SDPA or flash
-    attention (no sequence² term) and a fused, tiled LM head (no logits). Per layer: the attention block's norm
-    input and output with its fp32 copy (3h), q, attention output and o_proj input (3h), k and v (2·kv); the MLP's
-    norm (3h) and gate, up, act(gate), act·up (4i). Checkpointed: each layer's input, plus one layer recomputed."""
-    h, i, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
-    kv = config.get("head_dim", h // config["num_attention_heads"]) * config["num_key_value_heads"]
-    layer = dtype_bytes * (9 * h + 2 * kv + 4 * i)
-    return n * dtype_bytes * h + layer if checkpointing else n * layer
-
-
-@dataclass(frozen=True)
-class PassPlan:
-    rows: int  # rows per forward/backward pass, a divisor of the batch; 0: the states alone do not fit
-    gradient_checkpointing: bool
-    tokens_per_pass: int
-    state_gib: float  # weights, gradients, optimizer
-    row_gib: float  # activations of one row at max_length, as planned (checkpointed or not, with the margin)
-    free_gib: float
-
-
-def rows_per_pass(free_bytes: float, params: int, max_length: int, batch_size: int, config: dict, *,
-                  state_bytes_per_param: float = KIT_STATE_BYTES, sequences_per_row: int = 1,
-                  reserve_bytes: float = 4 * GiB, headroom: float = 0.9, min_pass_tokens: int = 8192,
-                  activation_margin: float = ACTIVATION_MARGIN) -> PassPlan:
-    """Rows per pass from a token budget: ``headroom`` × free memory, less ``reserve_bytes`` (CUDA workspaces, LM
-    head tiles, fragmentation) and the states, divided by one row's activations (``max_length`` ×
-    ``sequences_per_row`` tokens: 2 for a DPO pair) × ``activation_margin``. Without checkpointing when that gives
-    the whole batch or at least ``min_pass_tokens`` a pass (enough to fill the GPU's matrix units: checkpointing
-    costs a forward more, +33%), else with it where it fits more rows; then the largest divisor of ``batch_size``
-    (the step stays the batch, accumulated)."""
-    budget = free_bytes * headroom - reserve_bytes - params * state_bytes_per_param
-    tokens = max_length * sequences_per_row
-
-    def fit(ckpt: bool) -> int:
-        return max(0, int(budget // (tokens * activation_bytes(config, ckpt) * activation_margin)))
-
-    full, ckpt = fit(False), fit(True)
-    use_ckpt = not (full >= batch_size or full * tokens >= min_pass_tokens) and ckpt > full
-    rows = max((d for d in range(1, min(batch_size, ckpt if use_ckpt else full) + 1) if batch_size % d == 0), default=0)
-    return PassPlan(rows, use_ckpt, rows * tokens, round(params * state_bytes_per_param / GiB, 2),
-                    round(tokens * activation_bytes(config, use_ckpt) * activation_margin / GiB, 3),
-                    round(free_bytes / GiB, 2))
-
-
 @dataclass(frozen=True)
 class Ctx:
     shape: str
@@ -193,9 +141,9 @@ def peak_flops() -> dict:
                   {"used": f"measured {out['measured_dtype']} matrix products", "flops": measured})
 
 
-def make_meter(checkpointing: bool = False):
+def make_meter():
     """A trainer callback: trained tokens (forwards with gradients, attention-masked), and seconds and tokens per
-    optimizer step; turns gradient checkpointing on at the start where the pass plan needs it."""
+    optimizer step."""
     from transformers import TrainerCallback
 
     class Meter(TrainerCallback):
@@ -208,8 +156,6 @@ def make_meter(checkpointing: bool = False):
                 self.tokens += int(mask.sum()) if mask is not None else ids.numel()
 
         def on_train_begin(self, args, state, control, model=None, **kw):
-            if checkpointing:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.hook = model.register_forward_pre_hook(self.count, with_kwargs=True)
 
         def on_step_begin(self, *a, **kw):
@@ -257,22 +203,9 @@ def measured(fn, *args) -> dict:
     return out
 
 
-def pass_plan(settings, ctx: Ctx, sequences_per_row: int):
-    """``settings`` with the rows per pass of ``rows_per_pass`` on a GPU (a set micro_batch_size is kept)."""
-    if not torch.cuda.is_available() or settings.micro_batch_size:
-        return settings, None
-    plan = rows_per_pass(torch.cuda.mem_get_info()[0], ctx.params, settings.max_length, settings.batch_size,
-                         shape_config(ctx.shape), sequences_per_row=sequences_per_row)
-    if not plan.rows:
-        raise RuntimeError(f"{ctx.params / 1e9:.2f}B parameters' states ({plan.state_gib} GiB) leave no room for one row "
-                           f"in {plan.free_gib} GiB: shard them (params/paper/accelerate/fsdp-7b.yaml)")
-    return replace(settings, micro_batch_size=plan.rows), plan
-
-
 def train_stage(kind: str, base: str, rows: list[dict], out: Path, settings, ctx: Ctx) -> dict:
     """One SFT (``kind`` "sft") or DPO run with ``hsir.train``; what it trained, how fast, what it cut."""
-    settings, plan = pass_plan(settings, ctx, 2 if kind == "dpo" else 1)
-    meter = make_meter(bool(plan and plan.gradient_checkpointing))
+    meter = make_meter()
     shutil.rmtree(out, ignore_errors=True)
     folder = (train_dpo if kind == "dpo" else train_sft)(base, rows, out, settings, callbacks=[meter])
     rep = json.loads((folder / f"{kind}.json").read_text())
@@ -282,7 +215,8 @@ def train_stage(kind: str, base: str, rows: list[dict], out: Path, settings, ctx
         "step_seconds": meter.steps, "step_tokens": meter.step_tokens,
         **{k: rep["settings"][k] for k in ("micro_batch_size", "batch_size", "bf16", "padding_free", "group_by_length",
                                            "attn_implementation")},
-        "gradient_checkpointing": bool(plan and plan.gradient_checkpointing), "pass_plan": plan and asdict(plan)}
+        "gradient_checkpointing": bool((rep.get("pass_plan") or {}).get("gradient_checkpointing")),
+        "pass_plan": rep.get("pass_plan")}
 
 
 def generate_stage(model: str, task, problems: list, cfg, backend: str, samples: list) -> dict:

@@ -18,25 +18,32 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from hsir.bench.common import TreeMemory, matmul_flops
 from hsir.tasks import get_task
 
+BEFORE = {"weights": "fp32", "attn_implementation": None}  # the kit's passes before the compute issue (23)
 TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is the kit's CPU default
-    "padded": {"padding_free": False, "micro_batch_size": 8},  # the kit before the bench: TRL's padded batches
-    "padding-free": {"padding_free": True, "micro_batch_size": 8},
+    # a plain PyTorch loop of the same model on the same rows: fp32 weights with bf16 autocast where native, SDPA,
+    # fused AdamW, one row a pass, every position through the LM head, gradients clipped (hsir.bench.train.plain_loop)
+    "plain-loop": {"loop": "plain"},
+    "padded": {"padding_free": False, "micro_batch_size": 8, **BEFORE},  # the kit before the first bench: TRL's padded batches
+    "padding-free": {"padding_free": True, "micro_batch_size": 8, **BEFORE},
     # the same 8 rows per optimizer step in micro-batches (accumulated): activations shrink with the micro-batch
-    "padding-free-micro4": {"padding_free": True, "micro_batch_size": 4},
-    "padding-free-micro2": {"padding_free": True, "micro_batch_size": 2},
+    "padding-free-micro4": {"padding_free": True, "micro_batch_size": 4, **BEFORE},
+    "padding-free-micro2": {"padding_free": True, "micro_batch_size": 2, **BEFORE},
+    "fp32-weights-sdpa": BEFORE,  # the default before issue 23: one row a pass, fp32 weights, bf16 autocast, SDPA
+    "fp32-weights": {"weights": "fp32"},  # eager attention alone (attn_implementation: auto)
+    "default-sdpa": {"attn_implementation": None},  # bf16 weights with fp32 masters alone
     # the default's passes with TRL's own CPU path of the fused LM head: every position scored, prompt included
     "default-all-positions": {"lm_head": "all-positions"},
-    # the default in fp32 where the default is bf16 autocast (AMX or AVX512-BF16 CPUs, GPUs); skipped elsewhere
+    # everything fp32 where the default is bf16 (AMX or AVX512-BF16 CPUs); skipped elsewhere
     "default-fp32": {"bf16": False},
-    # transformers' eager attention (matrix products) instead of the model's sdpa (flash attention on a CPU)
-    "default-eager-attention": {"attn_implementation": "eager"},
-    "default": {},  # padding-free; one row per forward pass on a CPU, the whole batch on a GPU; completion positions
+    # one row a pass on a CPU; bf16 weights with fp32 masters where bf16 is native; eager attention where it fits
+    "default": {},
 }
 
 
@@ -71,6 +78,8 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
 
     timer = Timer()
     overrides = dict(overrides)
+    if overrides.pop("loop", None) == "plain":
+        return plain_loop(model, rows, steps, batch_size)
     if overrides.pop("lm_head", None) == "all-positions":  # TRL's behaviour without hsir.train's compaction
         import hsir.train
 
@@ -95,6 +104,44 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
             "train_seconds": round(report["seconds"], 1), "total_seconds": round(total, 1),
             "final_loss": report["train_loss"], "peak_rss_gib": mem.peak_gib,
             "user_cpu_s": round(usage.ru_utime, 1), "kernel_cpu_s": round(usage.ru_stime, 1)}
+
+
+def plain_loop(model_spec: str, rows: list[dict], steps: int, batch_size: int) -> dict:
+    """The reference the kit's SFT is measured against: what a user would write in plain PyTorch for the same
+    rows (the chat template, the loss on the completion only), without the kit or TRL."""
+    from hsir.models import load_model, native_bf16
+
+    bf16 = native_bf16()
+    model, tok = load_model(model_spec, dtype="fp32")
+    model.train()
+    seqs = []
+    for r in rows:
+        prompt = tok.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True, return_dict=False)
+        ids = torch.tensor([tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=True, return_dict=False)])
+        labels = ids.clone()
+        labels[0, : len(prompt)] = -100
+        seqs.append((ids, labels))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=True)
+    times, tokens, losses = [], 0, []
+    with TreeMemory() as mem:
+        for step in range(steps):
+            t0 = time.perf_counter()
+            for ids, labels in seqs[step * batch_size : (step + 1) * batch_size]:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = model(input_ids=ids, labels=labels).loss / batch_size
+                loss.backward()
+                tokens += ids.numel()
+                losses.append(loss.item() * batch_size)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - t0)
+    timed = times[1:] or times
+    per_step = statistics.median(timed)
+    return {"loop": "plain", "bf16": bf16, "steps": steps, "rows": len(rows), "micro_batch_size": 1,
+            "seconds_per_step": round(per_step, 2), "fastest_step": round(min(timed), 2),
+            "step_seconds": [round(t, 2) for t in times], "real_tokens_per_s": round(tokens / len(times) / per_step, 1),
+            "padding_share": 0.0, "final_loss": statistics.mean(losses[-batch_size:]), "peak_rss_gib": mem.peak_gib}
 
 
 def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size: int = 8,
@@ -136,6 +183,54 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
             "configs": results,
             "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
                         "cpu": torch.backends.cpu.get_cpu_capability()},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+QUALITY_CONFIGS = {"fp32-weights-sdpa": BEFORE, "default": {}}  # the reference first
+
+
+def m0_quality(profile: str = "embedded", root: str | None = None, configs: dict | None = None) -> dict:
+    """A change to how training computes, checked on what it trains: M0 of ``profile`` built under each of
+    ``configs`` (``m0_sft`` overrides) into ``<root>/<name>/m0``, its final training loss (the mean of the last
+    logged steps, TRL's ``loss``) and its greedy accuracy on D_u with a 95% interval, and each against the first
+    (the reference) paired over D_u's queries. The issue's bar: final loss within 0.01, accuracy inside the
+    reference's interval."""
+    from hsir.config import load_config
+    from hsir.evaluate import evaluate, paired_difference, summarize
+    from hsir.generate import Engine
+    from hsir.loopdata import load_data
+    from hsir.rounds import eval_rows
+    from hsir.train import build_m0
+
+    configs = configs or QUALITY_CONFIGS
+    root = Path(root or tempfile.mkdtemp(prefix="m0-quality-"))
+    out, correct = {}, {}
+    for name, overrides in configs.items():
+        base = load_config(profile)
+        cfg = load_config(profile, {"root": str(root / name), "m0_sft": base.m0_sft | overrides})
+        t0 = time.perf_counter()
+        m0 = build_m0(cfg)
+        seconds = time.perf_counter() - t0
+        report = json.loads((m0 / "sft.json").read_text())
+        data = load_data(cfg)
+        engine = Engine(cfg)
+        try:
+            evaluate(data.task, data.unlabeled, engine.use(str(m0)), m0.parent / "du-eval", cfg.eval_max_new_tokens,
+                     label="du")
+        finally:
+            engine.close()
+        rows = eval_rows(m0.parent / "du-eval")
+        correct[name] = {r["qid"]: bool(r["correct"]) for r in rows}
+        losses = [e["loss"] for e in report["log"] if "loss" in e]
+        out[name] = {"overrides": overrides, "settings": report["settings"], "train_loss": report["train_loss"],
+                     # the last logged steps' mean loss; a run too short to log one: its whole mean
+                     "final_loss": losses[-1] if losses else report["train_loss"], "train_seconds": report["seconds"],
+                     "build_seconds": round(seconds, 1), "du": summarize(rows)}
+    ref = next(iter(configs))
+    for name in list(configs)[1:]:
+        out[name]["vs_" + ref] = {"final_loss_diff": out[name]["final_loss"] - out[ref]["final_loss"],
+                                  "du_paired": paired_difference(correct[name], correct[ref])}
+    return {"bench": "train-quality", "profile": profile, "root": str(root), "reference": ref, "configs": out,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
