@@ -17,8 +17,8 @@ CPU, emulated bf16 is slower than fp32, so everything stays fp32. Attention (``a
 CPU with native bf16, transformers' eager attention where a pass's attention matrices fit ``EAGER_ATTENTION_GIB``
 (faster than SDPA's CPU kernel at these lengths), else SDPA; elsewhere the model's own (SDPA). On a GPU the rows
 per pass follow the free memory (``gpu_pass_plan``) unless ``micro_batch_size`` is set. ``python -m hsir.bench
-train`` measures both. On a CPU the trainer runs with ``use_cpu``. DESIGN §5: the paper's lr 1e-5 was set for 1.5B+ models; the
-embedded profile trains at 1e-4.
+train`` measures both. On a CPU the trainer runs with ``use_cpu``. DESIGN §5: the paper's lr 1e-5 was set for
+1.5B+ models; the embedded profile trains at 1e-4.
 
 Several processes: ``settings.num_processes > 1`` makes ``launch_sft`` start this module under
 ``accelerate launch`` (``python -m hsir.train sft …``), the field's way to data-parallel training; one process
@@ -94,7 +94,8 @@ def score_completion_tokens_only() -> None:
 
 
 def micro_batch(s: SFTSettings, gpu: bool) -> int:
-    """Rows per forward pass: ``micro_batch_size``, else the whole batch on a GPU and one row on a CPU."""
+    """Rows per forward pass: ``micro_batch_size``, else one row on a CPU and the whole batch on a GPU (where
+    ``_fit`` sets ``micro_batch_size`` from the memory plan, ``gpu_pass_plan``, before anything reads it)."""
     micro = s.micro_batch_size or (s.batch_size if gpu else 1)
     if micro < 1 or s.batch_size % micro:
         raise ValueError(f"micro_batch_size={micro} must divide batch_size={s.batch_size}")
@@ -391,7 +392,7 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
     if (out / "sft.json").exists():
         rep = read_json(out / "sft.json")
         # how the steps are computed, not what they compute: a model trained either way is the same M0
-        # (weights: bf16 with fp32 masters trains M0 to the fp32 run's loss within 0.01, README "Compute")
+        # (weights: bf16 with fp32 masters trains M0 to the fp32 run's loss within 0.01, README "Training speed")
         speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation",
                  "weights")
         want = {k: v for k, v in asdict(settings).items() if k not in speed}

@@ -173,11 +173,12 @@ def rates(tokens: int, seconds: float, ctx: Ctx) -> dict:
             "mfu": round(6 * ctx.params * tokens / seconds / ctx.peak, 4) if seconds else None}
 
 
-def steady(meter, ctx: Ctx) -> dict:
-    """The rate of the optimizer steps after the first (which carries CUDA's and the kernels' start-up); a short
-    run's whole-run rate (``rates``) understates what a long one gets."""
-    secs, toks = meter.steps[1:], meter.step_tokens[1:]
-    if not secs or not sum(secs):
+def steady(runs: list[tuple[list, list]], ctx: Ctx) -> dict:
+    """The rate of the optimizer steps after each run's first (which carries CUDA's and the kernels' start-up), over
+    ``runs`` of (tokens, seconds) per step; a short run's whole-run rate (``rates``) understates a long one's."""
+    toks = [t for tokens, _ in runs for t in tokens[1:]]
+    secs = [s for _, seconds in runs for s in seconds[1:]]
+    if not sum(secs):
         return {}
     r = rates(sum(toks), sum(secs), ctx)
     return {"steady_tokens_per_s": r["tokens_per_s"], "steady_mfu": r["mfu"], "steady_steps": len(secs)}
@@ -209,7 +210,7 @@ def train_stage(kind: str, base: str, rows: list[dict], out: Path, settings, ctx
     shutil.rmtree(out, ignore_errors=True)
     folder = (train_dpo if kind == "dpo" else train_sft)(base, rows, out, settings, callbacks=[meter])
     rep = json.loads((folder / f"{kind}.json").read_text())
-    return rates(meter.tokens, rep["seconds"], ctx) | steady(meter, ctx) | {
+    return rates(meter.tokens, rep["seconds"], ctx) | steady([(meter.step_tokens, meter.steps)], ctx) | {
         "rows": rep["rows"], "truncated_rows": rep["truncated_rows"], "dropped_rows": rep["dropped_rows"],
         "longest_row": rep["longest_row"], "max_length": rep["max_length"], "steps": rep["steps"],
         "step_seconds": meter.steps, "step_tokens": meter.step_tokens,
@@ -274,10 +275,8 @@ def pooled(runs: dict, ctx: Ctx) -> dict:
     """``stages.sft``: SFT-Initial and HSIR-SFT pooled (the rate the plan charges every SFT at), each under ``runs``."""
     if not (ok := [r for r in runs.values() if "error" not in r]):
         return {"runs": runs, "error": "no SFT run finished"}
-    later = [(t, s) for r in ok for t, s in zip(r.get("step_tokens", [])[1:], r.get("step_seconds", [])[1:], strict=False)]
-    steady_rate = rates(sum(t for t, _ in later), sum(s for _, s in later), ctx) if later else {}
-    return rates(sum(r["tokens"] for r in ok), sum(r["seconds"] for r in ok), ctx) | (
-        {"steady_tokens_per_s": steady_rate["tokens_per_s"], "steady_mfu": steady_rate["mfu"]} if later else {}) | {
+    return rates(sum(r["tokens"] for r in ok), sum(r["seconds"] for r in ok), ctx) | steady(
+        [(r.get("step_tokens", []), r.get("step_seconds", [])) for r in ok], ctx) | {
         "truncated_rows": sum(r["truncated_rows"] for r in ok), "peak_memory_gib": max(r["peak_memory_gib"] for r in ok),
         "runs": runs}
 

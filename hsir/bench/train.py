@@ -91,19 +91,24 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
         total = time.perf_counter() - t0
         report = json.loads((out / "sft.json").read_text())
     usage = resource.getrusage(resource.RUSAGE_SELF)  # kernel time: page faults of allocation churn, among others
-    timed = timer.times[1:] or timer.times
-    per_step = statistics.median(timed)
-    real_per_step, padded_per_step = counts["real"] / len(timer.times), counts["padded"] / len(timer.times)
+    timing, per_step = step_timing(timer.times, counts["real"])
     return {**overrides, "bf16": report["settings"]["bf16"], "steps": len(timer.times), "rows": len(rows),
-            "micro_batch_size": report["settings"]["micro_batch_size"],
-            "seconds_per_step": round(per_step, 2), "fastest_step": round(min(timed), 2),
-            "step_seconds": [round(t, 2) for t in timer.times],
-            "real_tokens_per_s": round(real_per_step / per_step, 1),
-            "padded_tokens_per_s": round(padded_per_step / per_step, 1),
+            "micro_batch_size": report["settings"]["micro_batch_size"], **timing,
+            "padded_tokens_per_s": round(counts["padded"] / len(timer.times) / per_step, 1),
             "padding_share": round(1 - counts["real"] / max(counts["padded"], 1), 3),
             "train_seconds": round(report["seconds"], 1), "total_seconds": round(total, 1),
             "final_loss": report["train_loss"], "peak_rss_gib": mem.peak_gib,
             "user_cpu_s": round(usage.ru_utime, 1), "kernel_cpu_s": round(usage.ru_stime, 1)}
+
+
+def step_timing(times: list[float], tokens: int) -> tuple[dict, float]:
+    """Seconds per optimizer step (the median, the first step, warm-up, left out) and real tokens/s at that pace;
+    also the median itself."""
+    timed = times[1:] or times
+    per_step = statistics.median(timed)
+    return {"seconds_per_step": round(per_step, 2), "fastest_step": round(min(timed), 2),
+            "step_seconds": [round(t, 2) for t in times],
+            "real_tokens_per_s": round(tokens / len(times) / per_step, 1)}, per_step
 
 
 def plain_loop(model_spec: str, rows: list[dict], steps: int, batch_size: int) -> dict:
@@ -136,12 +141,9 @@ def plain_loop(model_spec: str, rows: list[dict], steps: int, batch_size: int) -
             opt.step()
             opt.zero_grad(set_to_none=True)
             times.append(time.perf_counter() - t0)
-    timed = times[1:] or times
-    per_step = statistics.median(timed)
     return {"loop": "plain", "bf16": bf16, "steps": steps, "rows": len(rows), "micro_batch_size": 1,
-            "seconds_per_step": round(per_step, 2), "fastest_step": round(min(timed), 2),
-            "step_seconds": [round(t, 2) for t in times], "real_tokens_per_s": round(tokens / len(times) / per_step, 1),
-            "padding_share": 0.0, "final_loss": statistics.mean(losses[-batch_size:]), "peak_rss_gib": mem.peak_gib}
+            **step_timing(times, tokens)[0], "padding_share": 0.0, "final_loss": statistics.mean(losses[-batch_size:]),
+            "peak_rss_gib": mem.peak_gib}
 
 
 def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size: int = 8,
@@ -196,10 +198,10 @@ def m0_quality(profile: str = "embedded", root: str | None = None, configs: dict
     (the reference) paired over D_u's queries. The issue's bar: final loss within 0.01, accuracy inside the
     reference's interval."""
     from hsir.config import load_config
-    from hsir.evaluate import evaluate, paired_difference, summarize
+    from hsir.evaluate import evaluate, paired_difference
     from hsir.generate import Engine
     from hsir.loopdata import load_data
-    from hsir.rounds import eval_rows
+    from hsir.rounds import round_correct
     from hsir.train import build_m0
 
     configs = configs or QUALITY_CONFIGS
@@ -215,17 +217,16 @@ def m0_quality(profile: str = "embedded", root: str | None = None, configs: dict
         data = load_data(cfg)
         engine = Engine(cfg)
         try:
-            evaluate(data.task, data.unlabeled, engine.use(str(m0)), m0.parent / "du-eval", cfg.eval_max_new_tokens,
-                     label="du")
+            du = evaluate(data.task, data.unlabeled, engine.use(str(m0)), m0.parent / "du-eval",
+                          cfg.eval_max_new_tokens, label="du")
         finally:
             engine.close()
-        rows = eval_rows(m0.parent / "du-eval")
-        correct[name] = {r["qid"]: bool(r["correct"]) for r in rows}
+        correct[name] = round_correct(m0.parent / "du-eval")
         losses = [e["loss"] for e in report["log"] if "loss" in e]
         out[name] = {"overrides": overrides, "settings": report["settings"], "train_loss": report["train_loss"],
                      # the last logged steps' mean loss; a run too short to log one: its whole mean
                      "final_loss": losses[-1] if losses else report["train_loss"], "train_seconds": report["seconds"],
-                     "build_seconds": round(seconds, 1), "du": summarize(rows)}
+                     "build_seconds": round(seconds, 1), "du": du}
     ref = next(iter(configs))
     for name in list(configs)[1:]:
         out[name]["vs_" + ref] = {"final_loss_diff": out[name]["final_loss"] - out[ref]["final_loss"],
