@@ -181,6 +181,15 @@ class GRPOSettings:
     seed: int | None = None  # None: the loop's seed
     bf16: bool | None = None  # autocast; None: where the hardware runs bf16 natively
     dtype: str = "fp32"  # the policy's (master) weights: fp32, or bf16 to save memory at the cost of small updates
+    # the weights the policy's and the reference's passes run on, as SFTSettings.weights: "bf16" (bf16 weights, fp32
+    # masters in the optimizer where dtype is fp32), "fp32", "auto" (bf16 on a CPU with native bf16, else fp32)
+    weights: str = "auto"
+    # as SFTSettings.attn_implementation; "auto" measures a pass as prompts_per_micro_batch × G rollouts of the
+    # longest prompt plus max_completion_length tokens
+    attn_implementation: str | None = "auto"
+    # one forward pass per rollout, cut to its own tokens, instead of TRL's passes padded to the batch's longest
+    # (hsir.grpo.score_rows_unpadded); None: on a CPU
+    row_passes: bool | None = None
     rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server | engine
     vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: the GPU share vLLM may take
     vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
@@ -199,6 +208,10 @@ class GRPOSettings:
             raise ValueError(f"grpo: rollouts {self.rollouts!r} unknown; valid: {list(GRPO_ROLLOUTS)}")
         if self.dtype not in GRPO_DTYPES:
             raise ValueError(f"grpo: dtype {self.dtype!r} unknown; valid: {list(GRPO_DTYPES)}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"grpo: weights {self.weights!r} unknown; valid: {list(WEIGHTS)}")
+        if self.dtype == "bf16" and self.weights == "fp32":
+            raise ValueError("grpo: weights 'fp32' needs dtype 'fp32' (dtype 'bf16' keeps bf16 weights)")
         if self.max_completion_length is not None and self.max_completion_length < 1:
             raise ValueError(f"grpo: max_completion_length must be ≥ 1; got {self.max_completion_length}")
 

@@ -34,9 +34,15 @@ engine is how vLLM serves rollouts on a CPU. ``auto`` is ``vllm-colocate`` on a 
 ``engine`` on a CPU where it works (``python -m hsir.bench grpo`` measures it against ``transformers``:
 README, Training speed), else ``transformers``.
 
-**Precision.** The policy's weights are fp32 (master weights; the paper's lr 1e-6 would vanish in bf16 weights),
-with bf16 autocast where the hardware runs bf16 natively (``bf16=None``), as ``hsir.train`` does. TRL builds the
-KL reference from the start folder in the policy's dtype.
+**Precision.** As ``hsir.train``: the optimizer keeps fp32 weights (the paper's lr 1e-6 would vanish in bf16
+weights); the passes run with bf16 autocast where the hardware runs bf16 natively (``bf16=None``), on bf16 copies
+of the weights on such a CPU (``weights: auto``: ``hsir.precision``'s fp32 masters in the optimizer), and with
+eager attention there where it fits (``attn_implementation: auto``). TRL builds the KL reference from the start
+folder in the policy's dtype and attention. The rollout engine gets the weights the passes run on.
+
+**Where a step's time goes.** Each logged step carries ``time/rollout``, ``time/rewards`` and
+``time/generation`` next to TRL's ``step_time`` (``time_phases``); ``phase_split`` turns them into rollout,
+rewards, scoring (the reference's no-grad passes) and update, and ``python -m hsir.bench grpo`` reports them.
 
 **Resume.** Checkpoints go to ``<out>.checkpoints`` every ``save_every`` steps (optimizer, schedule, RNG, log
 history included); a rerun resumes from the last one and ends at ``steps``. The final model is written atomically
@@ -66,7 +72,16 @@ from hsir.progress import train_callbacks
 from hsir.rewards import make_rewards
 from hsir.runs import read_json, versions
 from hsir.tasks import Problem, Task
-from hsir.train import last_checkpoint, resolve_bf16, run_trainer, score_completion_tokens_only, trl_args
+from hsir.train import (
+    auto_attention,
+    last_checkpoint,
+    resolve_bf16,
+    resolve_weights,
+    run_trainer,
+    score_completion_tokens_only,
+    trl_args,
+    use_masters,
+)
 
 ROLLOUTS, DTYPES = GRPO_ROLLOUTS, GRPO_DTYPES
 
@@ -243,6 +258,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     from trl import GRPOTrainer
 
     from hsir.models import load_model
+    from hsir.precision import masters_into_model, to_bf16_with_masters
 
     settings = grpo_settings(cfg)  # first: a bad setting fails before any work
     out = Path(out_dir)
@@ -260,7 +276,18 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     ckpt_dir = out.parent / f"{out.name}.checkpoints"
 
     score_completion_tokens_only()
-    model, tok = load_model(start, dtype=settings.dtype, device="cpu")
+    gpu = torch.cuda.is_available()
+    settings = replace(settings, weights="bf16" if settings.dtype == "bf16" else resolve_weights(settings, gpu),
+                       row_passes=not gpu if settings.row_passes is None else settings.row_passes)
+    attn = None if settings.attn_implementation == "auto" else settings.attn_implementation  # "auto": set below
+    model, tok = load_model(start, dtype=settings.dtype, device="cpu", attn_implementation=attn)
+    if settings.attn_implementation == "auto":
+        if auto_attention(model.config, batch["per_device_train_batch_size"],
+                          longest_prompt(tok, rows) + settings.max_completion_length, cpu_bf16=settings.bf16 and not gpu):
+            model.set_attn_implementation("eager")
+        settings = replace(settings, attn_implementation=model.config._attn_implementation)  # what runs
+    # before the trainer: TRL builds the KL reference in the policy's dtype and attention
+    masters = to_bf16_with_masters(model) if settings.weights == "bf16" and settings.dtype == "fp32" else {}
     model.train()
     rewards, weights = build_rewards(method, cfg, settings, data.task, model, tok)
     args = grpo_args(settings, ckpt_dir, weights, rollouts, batch)
@@ -272,6 +299,11 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tok, rollout_func=roll,
                           callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
+    if masters:
+        use_masters(trainer, args, masters)
+    if settings.row_passes:
+        score_rows_unpadded(trainer)
+    time_phases(trainer)
     indiv = next((r for r in rewards if getattr(r, "name", None) == "indiv"), None)
 
     def summary(result, seconds: float) -> dict:
@@ -288,8 +320,96 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
             "indiv_seconds_logged": None if indiv is None else round(sum(e.get("indiv/seconds", 0.0) for e in log), 3),
             "versions": versions(), "device": "cuda" if torch.cuda.is_available() else "cpu", "log": log}
 
-    return run_trainer(trainer, tok, out, ckpt_dir, last, "grpo.json", summary,
-                       cleanup=roll.close if roll is not None else None)
+    restore = bool(masters)  # the optimizer empties the dict as its states take the masters
+
+    def cleanup() -> None:
+        if restore:  # the saved model is the fp32 masters, not their bf16 rounding
+            masters_into_model(trainer.optimizer, model)
+        if roll is not None:
+            roll.close()
+
+    return run_trainer(trainer, tok, out, ckpt_dir, last, "grpo.json", summary, cleanup=cleanup)
+
+
+def longest_prompt(tok, rows: Sequence[dict]) -> int:
+    """Tokens of the longest chat-formatted prompt of ``rows`` (``grpo_dataset``'s)."""
+    ids = tok.apply_chat_template(conversation=[r["prompt"] for r in rows], add_generation_prompt=True, tokenize=True,
+                                  return_dict=True)["input_ids"]
+    return max(map(len, ids))
+
+
+def score_rows_unpadded(trainer) -> None:
+    """Score each rollout in a pass of its own, cut to its tokens, instead of TRL's padded passes (``row_passes``).
+
+    TRL pads a generation batch's prompts on the left and its completions on the right to the longest of the
+    batch, and its forward passes (the policy's, with gradients, and the KL reference's) run over every padded
+    position, which rollouts of very different lengths make a large share of the step. A row's
+    tokens form one span of its attention mask; the pass over that span alone gives the same log-probabilities
+    (RoPE depends on relative positions only, and TRL passes no position ids), which go back into TRL's padded
+    layout with zeros where the completion mask is 0 (the loss reads only the mask's positions). On a CPU one row a
+    pass costs nothing in throughput (as SFT's ``micro_batch_size`` 1); on a GPU the padded batch is the faster
+    layout. Text models only: a call with images goes to TRL's own."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = trainer._get_per_token_logps_and_entropies
+
+    def by_row(model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+               compute_aux_loss=False, **multimodal):
+        if any(v is not None for v in multimodal.values()):
+            return padded(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                          compute_aux_loss, **multimodal)
+        start = input_ids.size(1) - logits_to_keep  # the first completion column
+        logps, entropies, aux = [], [], []
+        for i in range(input_ids.size(0)):
+            cols = attention_mask[i].nonzero().flatten()
+            a, b = int(cols[0]), int(cols[-1]) + 1
+            keep = max(b - start, 1)
+            lp, ent, ax = padded(model, input_ids[i:i + 1, a:b], attention_mask[i:i + 1, a:b], keep,
+                                 compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss)
+            logps.append(F.pad(lp, (0, logits_to_keep - keep)))
+            if ent is not None:
+                entropies.append(F.pad(ent, (0, logits_to_keep - keep)))
+            if ax is not None:
+                aux.append(ax)
+        return (torch.cat(logps), torch.cat(entropies) if compute_entropy else None,
+                torch.stack(aux).mean() if aux else None)
+
+    trainer._get_per_token_logps_and_entropies = by_row
+
+
+# TRL's methods whose seconds each step logs as time/<phase>: the rollouts (TRL's generation or the engine's
+# rollout_func), the rewards, and the whole generation batch (rollouts, rewards, and the no-grad passes that score
+# the rollouts: the KL reference's log-probabilities). The rest of TRL's step_time is the update.
+PHASES = {"_generate": "rollout", "_calculate_rewards": "rewards", "_generate_and_score_completions": "generation"}
+
+
+def time_phases(trainer) -> None:
+    """Log each step's seconds in the phases of ``PHASES`` with TRL's metrics (``time/rollout``, ...), so a step's
+    time splits into rollout, rewards, scoring (generation − rollout − rewards) and update (step_time −
+    generation): ``phase_split``."""
+    def timer(fn, key: str):
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                trainer._metrics["train" if trainer.model.training else "eval"][key].append(time.perf_counter() - t0)
+
+        return timed
+
+    for attr, phase in PHASES.items():
+        setattr(trainer, attr, timer(getattr(trainer, attr), f"time/{phase}"))
+
+
+def phase_split(entry: dict) -> dict | None:
+    """One logged step's seconds split into rollout, rewards, scoring and update (``time_phases``); None for a
+    step logged without them."""
+    if not all(f"time/{p}" in entry for p in PHASES.values()) or "step_time" not in entry:
+        return None
+    rollout, rewards, generation = (entry[f"time/{p}"] for p in ("rollout", "rewards", "generation"))
+    return {"rollout": rollout, "rewards": rewards, "scoring": generation - rollout - rewards,
+            "update": entry["step_time"] - generation, "step": entry["step_time"]}
 
 
 def grpo_report(model_dir: str | Path) -> dict:

@@ -245,7 +245,7 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     from datasets import Dataset
 
     from hsir.models import load_model
-    from hsir.precision import MasterWeightsAdamW, masters_into_model, to_bf16_with_masters
+    from hsir.precision import masters_into_model, to_bf16_with_masters
 
     if not data:
         raise ValueError(f"no rows to train {out} on")
@@ -267,10 +267,8 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
         trainer_cls = type(f"StepSorted{trainer_cls.__name__}", (trainer_cls,), {"_get_train_sampler": _step_sorted})
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
                           callbacks=[*callbacks, *progress])
-    if settings.weights == "bf16":  # read when train() builds the optimizer; TRL's DPOTrainer takes no such argument
-        trainer.optimizer_cls_and_kwargs = (MasterWeightsAdamW, {
-            "lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
-            "weight_decay": args.weight_decay, "masters": masters})
+    if masters:
+        use_masters(trainer, args, masters)
     cut = truncate_rows(trainer, settings.max_length, report)
     if settings.attn_implementation == "auto":
         sequences = 2 * settings.micro_batch_size if report == "dpo.json" else settings.micro_batch_size
@@ -289,8 +287,19 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
                 **({"pass_plan": asdict(plan)} if plan else {})}
 
     # the saved model is the fp32 masters, not their bf16 rounding: the next round starts from the same values
-    restore = (lambda: masters_into_model(trainer.optimizer, model)) if settings.weights == "bf16" else None
+    restore = (lambda: masters_into_model(trainer.optimizer, model)) if masters else None
     return run_trainer(trainer, tok, out, ckpt_dir, last, report, summary, cleanup=restore)
+
+
+def use_masters(trainer, args, masters: dict) -> None:
+    """Train ``trainer`` with ``MasterWeightsAdamW`` over ``masters`` (``to_bf16_with_masters``'s fp32 copies), at
+    ``args``' optimizer settings. Set before ``train()``, which reads it when it builds the optimizer (TRL's
+    trainers take no optimizer class argument of their own)."""
+    from hsir.precision import MasterWeightsAdamW
+
+    trainer.optimizer_cls_and_kwargs = (MasterWeightsAdamW, {
+        "lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
+        "weight_decay": args.weight_decay, "masters": masters})
 
 
 def gpu_pass_plan(model, settings, sequences_per_row: int):

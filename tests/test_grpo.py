@@ -15,6 +15,8 @@ from hsir.grpo import (
     grpo_report,
     grpo_settings,
     ledger_entry,
+    phase_split,
+    score_rows_unpadded,
     train_grpo,
     training_curves,
 )
@@ -77,6 +79,10 @@ def test_every_reward_trains_and_logs_finite_values(tmp_path):
             assert isinstance(e[key], (int, float)) and math.isfinite(e[key]), (key, e)
         assert 0 < e["completions/mean_length"] <= 10
     assert any(e["reward_std"] > 0 for e in steps) and any(e["rewards/indiv/mean"] > 0 for e in steps)
+    for e in steps:  # each step's time, split into its phases (hsir.grpo.time_phases)
+        split = phase_split(e)
+        assert split["rollout"] > 0 and split["rewards"] > 0 and split["update"] > 0 and split["scoring"] >= 0
+        assert split["rollout"] + split["rewards"] + split["scoring"] + split["update"] == pytest.approx(e["step_time"])
     before, after = load_file(f"{start_model()}/model.safetensors"), load_file(out / "model.safetensors")
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
     assert ledger_entry(out) == {"steps": 2, "tokens": round(sum(e["completions/mean_length"] * 2 for e in steps)),
@@ -88,6 +94,58 @@ def test_every_reward_trains_and_logs_finite_values(tmp_path):
     stamp = (out / "grpo.json").stat().st_mtime_ns
     train_grpo(method, cfg, load_data(cfg), start_model(), out)
     assert (out / "grpo.json").stat().st_mtime_ns == stamp
+
+
+def test_row_passes_score_what_padded_passes_score(tmp_path):
+    """One pass per rollout cut to its tokens gives TRL's padded log-probabilities and entropies at every completion
+    position, and gradients flow through it."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from hsir.models import load_model
+
+    model, tok = load_model(start_model(), dtype="fp32", device="cpu")
+    args = grpo_args(GRPOSettings(**TINY, seed=0, bf16=False), tmp_path, [1.0])
+
+    def zero(completions, **kw):
+        return [0.0] * len(completions)
+
+    trainer = GRPOTrainer(model=model, reward_funcs=[zero], args=args, processing_class=tok,
+                          train_dataset=Dataset.from_list([{"prompt": "2 + 2 ="}]))
+    torch.manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (3, 10))
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1],  # a short prompt (left-padded), a full completion
+                         [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # the longest prompt, a short completion
+                         [0, 1, 1, 1, 1, 1, 1, 0, 0, 0]])
+    padded = trainer._get_per_token_logps_and_entropies(model, ids, mask, 4, compute_entropy=True)
+    score_rows_unpadded(trainer)
+    rows = trainer._get_per_token_logps_and_entropies(model, ids, mask, 4, compute_entropy=True)
+    keep = mask[:, -4:].bool()
+    assert rows[0].shape == padded[0].shape == (3, 4) and rows[1].shape == (3, 4)
+    assert torch.allclose(rows[0][keep], padded[0][keep], atol=1e-4)
+    assert torch.allclose(rows[1][keep], padded[1][keep], atol=1e-4)
+    assert not torch.allclose(rows[0][keep], padded[0][keep].roll(1), atol=1e-4)  # the comparison can fail
+    rows[0][keep].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_bf16_passes_train_and_save_fp32_masters(tmp_path):
+    """``weights: bf16``: the passes on bf16 weights, the optimizer on fp32 masters, and the saved model is the
+    masters (not their bf16 rounding)."""
+    cfg = tiny_cfg(tmp_path, {"indiv_variant": "token/self-max (default)"}, steps=2, weights="bf16")  # rewards that move it
+    method = Method("all-rewards", "test", sampling="none", select="none", trainer="grpo", init="m0",
+                    iterative=False, rewards=ALL_REWARDS)
+    out = tmp_path / "model"
+    train_grpo(method, cfg, load_data(cfg), start_model(), out)
+    rep = grpo_report(out)
+    assert rep["settings"]["weights"] == "bf16" and rep["settings"]["row_passes"] is True
+    after = load_file(out / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in after.values())
+    assert any(not torch.equal(t, t.bfloat16().float()) for t in after.values())
+    before = load_file(f"{start_model()}/model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="weights"):
+        GRPOSettings(dtype="bf16", weights="fp32")
 
 
 class Kill(Exception):

@@ -3,10 +3,12 @@
 Each configuration trains H-GRPO (accuracy + format + 0.2 × InDiv, the embedded profile's GRPO settings) for
 ``steps`` optimizer steps from the same start model (M0 when ``runs/embedded/m0`` holds one, else the base model),
 in a process of its own, with one rollout backend: TRL's own transformers generation, or the kit's vLLM engine
-through TRL's ``rollout_func`` (``hsir.grpo.EngineRollouts``). Per configuration: seconds per step (TRL's
-``step_time``; the first step, warm-up, left out), rollout tokens per step, the InDiv reward's seconds per step and
-its share of the rest of the step (the issue's "adds ≤ 25%"), the engine's start, weight syncs and generation
-seconds, peak resident memory. Ratios mean something only between configurations of the same run.
+through TRL's ``rollout_func`` (``hsir.grpo.EngineRollouts``), the latter also as the kit ran before (fp32 weights,
+SDPA, TRL's padded passes: ``engine-before``) and with padded passes alone (``engine-padded``). Per configuration:
+seconds per step (TRL's ``step_time``; the first step, warm-up, left out) and its split into rollout, rewards,
+scoring and update (``hsir.grpo.phase_split``, medians), rollout tokens per step, the InDiv reward's seconds per
+step and its share of the rest of the step (the issue's "adds ≤ 25%"), the engine's start, weight syncs and
+generation seconds, peak resident memory. Ratios mean something only between configurations of the same run.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from hsir.bench.common import TreeMemory
+from hsir.bench.common import TreeMemory, machine
 from hsir.config import load_config
 from hsir.loopdata import load_data
 from hsir.methods import get_method
 
-GRPO_CONFIGS = {"transformers": {"rollouts": "transformers"}, "engine": {"rollouts": "engine"}}
+GRPO_CONFIGS = {
+    "transformers": {"rollouts": "transformers"},
+    # the kit before: fp32 weights (bf16 autocast), the model's own attention (SDPA), TRL's padded passes
+    "engine-before": {"rollouts": "engine", "weights": "fp32", "attn_implementation": None, "row_passes": False},
+    "engine-padded": {"rollouts": "engine", "row_passes": False},  # the default's precision, TRL's padded passes
+    "engine": {"rollouts": "engine"},  # the default
+}
 
 
 def start_model(profile: str = "embedded") -> str:
@@ -34,7 +42,7 @@ def start_model(profile: str = "embedded") -> str:
 
 
 def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
-    from hsir.grpo import grpo_report, train_grpo
+    from hsir.grpo import grpo_report, phase_split, train_grpo
 
     with TreeMemory() as mem, tempfile.TemporaryDirectory() as tmp:
         base = load_config(profile)
@@ -45,11 +53,16 @@ def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
     logged = [e for e in rep["log"] if "reward" in e]
     timed = logged[1:] or logged
     step = statistics.median(e["step_time"] for e in timed)
+    splits = [phase_split(e) for e in timed]
+    split = ({k: round(statistics.median(sp[k] for sp in splits), 2) for k in splits[0]}
+             if splits and None not in splits else None)
     indiv = statistics.median(e.get("indiv/seconds", 0.0) for e in timed)
     per_step = rep["trl_batch"]["generation_batch_size"]
     tokens = statistics.median(e["completions/mean_length"] * per_step for e in timed)
     return {"rollouts": rep["settings"]["rollouts"], "steps": rep["steps"], "start": start,
+            "settings": {k: rep["settings"][k] for k in ("weights", "attn_implementation", "row_passes", "bf16")},
             "step_seconds": [round(e["step_time"], 2) for e in logged], "seconds_per_step": round(step, 2),
+            "split_seconds": split,
             "rollout_tokens_per_step": round(tokens, 1), "tokens_per_step_second": round(tokens / step, 1),
             "indiv_seconds_per_step": round(indiv, 2), "indiv_adds": round(indiv / max(step - indiv, 1e-9), 3),
             "rollout_engine": rep.get("rollout_engine"), "train_seconds": rep["seconds"],
@@ -59,7 +72,6 @@ def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
 
 
 def grpo_bench(profile: str = "embedded", steps: int = 3, only: list[str] | None = None) -> dict:
-    import torch
 
     start = start_model(profile)
     results = {}
@@ -76,15 +88,16 @@ def grpo_bench(profile: str = "embedded", steps: int = 3, only: list[str] | None
             results[name] = json.loads(lines[-1])
         print(f"[bench] {name}: {results[name]}", flush=True)
     ok = {k: v for k, v in results.items() if "error" not in v}
-    speedup = (round(ok["transformers"]["seconds_per_step"] / ok["engine"]["seconds_per_step"], 2)
-               if {"transformers", "engine"} <= ok.keys() else None)
+    def speedup(slow: str, fast: str) -> float | None:
+        both = {slow, fast} <= ok.keys()
+        return round(ok[slow]["seconds_per_step"] / ok[fast]["seconds_per_step"], 2) if both else None
+
     return {"bench": "grpo", "profile": profile, "start": start, "steps": steps, "method": "H-GRPO",
             "workload": "H-GRPO steps of the profile's GRPO settings (prompts_per_step × G rollouts a step)",
-            "configs": results, "engine_vs_transformers_step_speedup": speedup,
+            "configs": results, "engine_vs_transformers_step_speedup": speedup("transformers", "engine"),
+            "default_vs_before_step_speedup": speedup("engine-before", "engine"),
             "fastest": min(ok, key=lambda k: ok[k]["seconds_per_step"]) if ok else None,
-            "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-                        "cpu": torch.backends.cpu.get_cpu_capability()},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "machine": machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 if __name__ == "__main__":  # one configuration, in its own process: overrides profile start steps
