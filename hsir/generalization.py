@@ -34,6 +34,7 @@ from hsir.tasks import TASKS, Task, get_task
 M0 = "SFT-Initial"  # M0: iteration 0 of every method, its model <run root>/m0
 PROFILE = "profile"  # the source that is the profile's own runs
 FOLDER = "generalization"
+STAND_IN_FOLDER = "stand-in"  # stand_in_check's evaluations: not out-of-distribution rows of Fig. 4
 ORDER = ("SFT-Initial", "SFT-Oracle", "RFT", "ReGenesis", "STaR", "ReST-EM", "HSIR-SFT", "IRPO", "HSIR-DPO")  # Table 1's
 # how a task is named in a label ("MedQA→GPQA", the paper's Table 6 header)
 TASK_NAMES = {"gsm8k": "GSM8K", "math500": "MATH-500", "amc23": "AMC23", "medqa": "MedQA", "medbullets": "Medbullets",
@@ -142,12 +143,12 @@ def has_model(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() or (folder / "model.safetensors.index.json").exists()
 
 
-def eval_dir(cfg: LoopConfig, method: str, iteration: int, task: str, split: str) -> Path:
-    return cfg.run_root / FOLDER / method / f"iter_{iteration}" / f"{task}-{split}"
+def eval_dir(cfg: LoopConfig, method: str, iteration: int, task: str, split: str, folder: str = FOLDER) -> Path:
+    return cfg.run_root / folder / method / f"iter_{iteration}" / f"{task}-{split}"
 
 
 def evaluate_generalization(cfg: LoopConfig, methods: Sequence[str], sets: Sequence[str], engine,
-                            n: int | None = None, log: Callable[[str], None] = say) -> list[dict]:
+                            n: int | None = None, log: Callable[[str], None] = say, folder: str = FOLDER) -> list[dict]:
     """Every finished round of ``methods`` (and M0 where listed) on every set ``"task:split"`` (``n`` problems
     each, all if None), greedy with ``cfg``'s evaluation length; one record per round and set, its ``status``
     ``evaluated``, ``done`` (found, skipped) or ``not run`` (no model: skipped with a message)."""
@@ -161,7 +162,7 @@ def evaluate_generalization(cfg: LoopConfig, methods: Sequence[str], sets: Seque
                 records += [{"method": method, "iteration": t, "set": f"{k}-{s}", "status": "not run"} for k, s in parsed]
                 continue
             for task_name, split in parsed:
-                out = eval_dir(cfg, method, t, task_name, split)
+                out = eval_dir(cfg, method, t, task_name, split, folder)
                 status = "done"
                 if not (out / "metrics.json").exists():
                     if (task_name, split) not in problems:
@@ -196,6 +197,58 @@ def run_generalization(profile: str, overrides: dict | None, sources: Mapping[st
             engine.close()
         records += [{"source": name} | r for r in done]
     return cfgs, pd.DataFrame(records)
+
+
+STAND_IN_RULE = ("A set is *above chance* where the lower end of M0's 95% interval is above chance (the mean over "
+                 "its problems of 1 / their options), else *at or below chance*: Table 4's rows there would print "
+                 "noise, and the profile prints none.")
+
+
+def stand_in_check(profile: str, overrides: dict | None, sets: Sequence[str], n: int | None = None,
+                   out: str | Path | None = None, log: Callable[[str], None] = say):
+    """Can the profile's model stand in for the paper's on these choice tasks (Table 4's ARC and CommonsenseQA)?
+    M0 of the profile's runs evaluated greedily on each set as the rounds above are, into ``<run root>/stand-in/``
+    (read back on a rerun), its accuracy with the 95% interval against chance, and a verdict by ``STAND_IN_RULE``
+    (below chance happens: a model that answers one letter, or none, most of the time); written as Markdown to
+    ``out`` where given."""
+    import pandas as pd
+
+    from hsir.rounds import markdown
+    from hsir.runs import write_text
+
+    if not sets:
+        return pd.DataFrame()
+    cfg = load_config(profile, overrides)
+    if has_model(cfg.run_root / "m0"):
+        engine = Engine(cfg)
+        try:
+            evaluate_generalization(cfg, [M0], sets, engine, n, log, STAND_IN_FOLDER)
+        finally:
+            engine.close()
+    rows = []
+    for task_name, split in map(parse_set, sets):
+        task = eval_task(cfg, task_name, split)
+        problems = task.load(split, limit=n)
+        options = [len(p.choices) for p in problems if p.choices]
+        if len(options) < len(problems):
+            raise ValueError(f"{task_name}:{split}: a stand-in check needs choice problems; some have no options")
+        chance = sum(1 / k for k in options) / len(options)
+        row = {"set": f"{task_name}-{split}", "model": "M0", "chance (%)": round(100 * chance, 1)}
+        path = eval_dir(cfg, M0, 0, task_name, split, STAND_IN_FOLDER) / "metrics.json"
+        if not path.exists():
+            rows.append(row | {"verdict": "not run (no M0)"})
+            continue
+        m = next(iter(read_json(path).values()))
+        lo, hi = m["accuracy_ci95"]
+        rows.append(row | {"n": m["n"], "accuracy (%)": round(100 * m["accuracy"], 1),
+                           "95% CI": _interval(100 * lo, 100 * hi),
+                           "verdict": "above chance" if lo > chance else "at or below chance",
+                           "metrics": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)})
+    res = pd.DataFrame(rows)
+    if out is not None:
+        write_text(out, f"# Table 4's tasks on the {profile} profile's model (notebook 06)\n\n{STAND_IN_RULE}\n\n"
+                        f"{markdown(res)}\n")
+    return res
 
 
 # ------------------------------------------------------------------------------------------------ reading back

@@ -194,6 +194,9 @@ def write_report(profile: str, overrides: dict | None = None, out: Path | None =
         parts += [f"## {paper.PAPER_TITLES[table]}, cell by cell", markdown(res),
                   "Where each column comes from (each cell: `<run folder>/methods/<method>/iter_<t>/metrics.json`):",
                   markdown(sources), *_flags(table)]
+        if table == "4" and (out / "06_table_4_stand_in.md").exists():
+            parts.append("Whether this profile's model can stand in on these tasks at all (notebook 06: M0 against "
+                         "chance): [06_table_4_stand_in.md](06_table_4_stand_in.md).")
     t6 = table_6_report(cfgs)
     parts += [f"## {paper.PAPER_TITLES['6']}",
               "Ours: each trained run's IRPO and HSIR-DPO rounds on its out-of-distribution sets (notebook 06), the "

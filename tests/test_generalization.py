@@ -187,8 +187,9 @@ def test_m0_of_the_tiny_model_is_evaluated_greedily_with_the_profiles_engine(tmp
 
 # ------------------------------------------------------------------------------------------------ reading back
 
-def write_eval(root, method: str, t: int, name: str, correct: list[bool], tokens: float = 50.0) -> None:
-    folder = root / "generalization" / method / f"iter_{t}" / name
+def write_eval(root, method: str, t: int, name: str, correct: list[bool], tokens: float = 50.0,
+               folder: str = "generalization") -> None:
+    folder = root / folder / method / f"iter_{t}" / name
     folder.mkdir(parents=True)
     acc = sum(correct) / len(correct)
     (folder / "metrics.json").write_text(json.dumps({name: {"accuracy": acc, "accuracy_ci95": [acc - 0.1, acc + 0.1],
@@ -213,3 +214,24 @@ def test_table_6_reads_accuracy_the_paired_change_and_the_papers_column(tmp_path
     assert list(t6["paper MedQA→GPQA"]) == [23.66, 22.55, 28.79]
     last = gen.final_rounds(rows)
     assert list(zip(last["method"], last["iteration"], strict=True)) == [("STaR", 1), ("IRPO", 2), ("HSIR-DPO", 1)]
+
+
+def test_stand_in_check_compares_m0_with_chance_by_its_rule(tmp_path, monkeypatch):
+    """Table 4's stand-in check, read back from M0's evaluations: above chance only where the interval's lower end
+    clears chance (ARC: 4 options, 25%; CommonsenseQA: 5, 20%); a set M0 was not evaluated on says so."""
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path))
+    root = tmp_path / "smoke"
+    write_eval(root, "SFT-Initial", 0, "arc-test", [True] * 8 + [False] * 12, folder="stand-in")  # 40% [30, 50]
+    write_eval(root, "SFT-Initial", 0, "csqa-test", [True] * 5 + [False] * 15, folder="stand-in")  # 25% [15, 35]
+    write_eval(root, "SFT-Initial", 0, "arc-dev", [True] * 20)  # an out-of-distribution row, not the check's
+    out = tmp_path / "figures" / "06_table_4_stand_in.md"
+    res = gen.stand_in_check("smoke", None, ["arc:test", "csqa:test", "arc:dev"], n=20, out=out)
+    assert list(res["verdict"]) == ["above chance", "at or below chance", "not run (no M0)"]
+    assert list(res["chance (%)"])[:2] == [25.0, 20.0] and list(res["accuracy (%)"])[:2] == [40.0, 25.0]
+    text = out.read_text()
+    assert gen.STAND_IN_RULE in text and "| arc-test | M0 |" in text
+    with pytest.raises(ValueError, match="choice problems"):
+        gen.stand_in_check("smoke", None, ["gsm8k:test"], n=4)
+    # the check's evaluations are not Fig. 4's rows
+    rows = gen.generalization_rows({"profile": load_config("smoke")})
+    assert list(rows["set"]) == ["arc-dev"]
