@@ -282,8 +282,9 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     attn = None if settings.attn_implementation == "auto" else settings.attn_implementation  # "auto": set below
     model, tok = load_model(start, dtype=settings.dtype, device="cpu", attn_implementation=attn)
     if settings.attn_implementation == "auto":
-        if auto_attention(model.config, batch["per_device_train_batch_size"],
-                          longest_prompt(tok, rows) + settings.max_completion_length, cpu_bf16=settings.bf16 and not gpu):
+        cpu_bf16 = settings.bf16 and not gpu  # elsewhere the model's own attention, without tokenizing the prompts
+        if cpu_bf16 and auto_attention(model.config, batch["per_device_train_batch_size"],
+                                       longest_prompt(tok, rows) + settings.max_completion_length, cpu_bf16=True):
             model.set_attn_implementation("eager")
         settings = replace(settings, attn_implementation=model.config._attn_implementation)  # what runs
     # before the trainer: TRL builds the KL reference in the policy's dtype and attention
@@ -380,7 +381,8 @@ def score_rows_unpadded(trainer) -> None:
 
 # TRL's methods whose seconds each step logs as time/<phase>: the rollouts (TRL's generation or the engine's
 # rollout_func), the rewards, and the whole generation batch (rollouts, rewards, and the no-grad passes that score
-# the rollouts: the KL reference's log-probabilities). The rest of TRL's step_time is the update.
+# the rollouts: the KL reference's log-probabilities). The rest of TRL's step_time is the update's forward and
+# backward passes; the optimizer step itself runs outside TRL's step_time (transformers' loop), as it did before.
 PHASES = {"_generate": "rollout", "_calculate_rewards": "rewards", "_generate_and_score_completions": "generation"}
 
 

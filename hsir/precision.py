@@ -82,12 +82,15 @@ class MasterWeightsAdamW(torch.optim.Optimizer):
 
     def _state(self, p: torch.Tensor) -> dict:
         state = self.state[p]
-        if not state:
+        if "master" not in state:
+            # a state loaded from a plain AdamW checkpoint keeps its step and moments; its master is the loaded
+            # weight (the checkpoint's own starting values were popped when the state was loaded)
             master = self._initial.pop(p, None)
-            master = p.detach().float() if master is None else master
-            state.update(step=torch.zeros((), dtype=torch.float32, device=master.device), master=master,
-                         exp_avg=torch.zeros_like(master),
-                         exp_avg_sq=torch.zeros_like(master))
+            master = (p.detach().float() if master is None else master).to(p.device)  # masters built on the CPU
+            state["master"] = master
+            state.setdefault("step", torch.zeros((), dtype=torch.float32, device=master.device))
+            state.setdefault("exp_avg", torch.zeros_like(master))
+            state.setdefault("exp_avg_sq", torch.zeros_like(master))
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:

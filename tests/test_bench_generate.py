@@ -2,6 +2,7 @@
 to the parts it reports, and a vLLM whose functions moved gives no split rather than a wrong one."""
 
 import importlib.util
+import sys
 import time
 
 from hsir.bench.generate import time_split
@@ -20,6 +21,8 @@ def load(tmp_path, monkeypatch, files):
     for name, code in files.items():
         (tmp_path / name).write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in files:  # gpu_model_runner imports cpu_attn by name: none may outlive the test
+        monkeypatch.delitem(sys.modules, name[:-3], raising=False)
     mods = {}
     for name in files:
         spec = importlib.util.spec_from_file_location(name[:-3], tmp_path / name)
@@ -42,7 +45,7 @@ def test_the_split_adds_up_to_the_parts_vllms_functions_took(tmp_path, monkeypat
     assert abs(split["logits"] - 0.05) < 0.04 and abs(split["sampler"] - 0.08) < 0.04
     assert abs(split["rest"] - 0.03) < 0.04
     parts = sum(v for k, v in split.items() if k != "total")
-    assert abs(parts - split["total"]) < 0.02
+    assert abs(parts - split["total"]) < 0.035  # six values rounded to 0.01 each
 
 
 def test_no_split_where_a_function_is_not_found(tmp_path, monkeypatch):

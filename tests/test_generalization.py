@@ -216,7 +216,7 @@ def test_table_6_reads_accuracy_the_paired_change_and_the_papers_column(tmp_path
     assert list(zip(last["method"], last["iteration"], strict=True)) == [("STaR", 1), ("IRPO", 2), ("HSIR-DPO", 1)]
 
 
-def test_stand_in_check_compares_m0_with_chance_by_its_rule(tmp_path, monkeypatch):
+def test_stand_in_check_compares_m0_with_chance_by_its_rule(tmp_path, monkeypatch, data_dir):
     """Table 4's stand-in check, read back from M0's evaluations: above chance only where the interval's lower end
     clears chance (ARC: 4 options, 25%; CommonsenseQA: 5, 20%); a set M0 was not evaluated on says so."""
     monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path))

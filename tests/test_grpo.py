@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hsir import grpo as grpo_module
 from hsir.grpo import (
     GRPOSettings,
     build_rewards,
@@ -129,16 +130,25 @@ def test_row_passes_score_what_padded_passes_score(tmp_path):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-def test_bf16_passes_train_and_save_fp32_masters(tmp_path):
+def test_bf16_passes_train_and_save_fp32_masters(tmp_path, monkeypatch):
     """``weights: bf16``: the passes on bf16 weights, the optimizer on fp32 masters, and the saved model is the
     masters (not their bf16 rounding)."""
     cfg = tiny_cfg(tmp_path, {"indiv_variant": "token/self-max (default)"}, steps=2, weights="bf16")  # rewards that move it
     method = Method("all-rewards", "test", sampling="none", select="none", trainer="grpo", init="m0",
                     iterative=False, rewards=ALL_REWARDS)
     out = tmp_path / "model"
+    calls = []
+
+    def counted(trainer):  # the run's passes go through the row-wise scorer
+        score_rows_unpadded(trainer)
+        inner = trainer._get_per_token_logps_and_entropies
+        trainer._get_per_token_logps_and_entropies = lambda *a, **kw: calls.append(a[1].shape) or inner(*a, **kw)
+
+    monkeypatch.setattr(grpo_module, "score_rows_unpadded", counted)
     train_grpo(method, cfg, load_data(cfg), start_model(), out)
     rep = grpo_report(out)
     assert rep["settings"]["weights"] == "bf16" and rep["settings"]["row_passes"] is True
+    assert len(calls) >= 4  # per step: the reference's scoring and the policy's loss
     after = load_file(out / "model.safetensors")
     assert all(t.dtype == torch.float32 for t in after.values())
     assert any(not torch.equal(t, t.bfloat16().float()) for t in after.values())

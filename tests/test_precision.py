@@ -97,3 +97,24 @@ def test_reloading_an_empty_state_keeps_the_starting_masters():
     w.grad = torch.ones_like(w)
     opt.step()
     torch.testing.assert_close(opt.state[w]["master"], original - 1e-3, rtol=0, atol=1e-7)
+
+
+def test_a_plain_adamw_checkpoint_resumes_with_its_moments_and_the_loaded_weights():
+    """A run killed under fp32 weights (plain AdamW state: no master) and resumed under bf16 weights keeps its step
+    and moments; the master is the loaded weight, not the stale starting value of a fresh run."""
+    torch.manual_seed(0)
+    ref = torch.nn.Parameter(torch.randn(8))
+    plain = torch.optim.AdamW([ref], lr=1e-3, weight_decay=0.0, fused=True)
+    for _ in range(3):
+        ref.grad = torch.randn(8)
+        plain.step()
+    saved = copy.deepcopy(plain.state_dict())
+    w = torch.nn.Parameter(ref.detach().to(torch.bfloat16))  # the checkpoint's weights, loaded into a bf16 model
+    opt = MasterWeightsAdamW([w], lr=1e-3, weight_decay=0.0, masters={w: torch.zeros(8)})  # a stale start value
+    opt.load_state_dict(saved)
+    w.grad = torch.ones(8, dtype=torch.bfloat16)
+    opt.step()  # no KeyError: the master is built from the loaded weight
+    state = opt.state[w]
+    assert state["master"].dtype == torch.float32 and int(state["step"]) == 4
+    torch.testing.assert_close(state["exp_avg"], 0.9 * saved["state"][0]["exp_avg"] + 0.1)  # the moments went on
+    assert (state["master"] - ref.detach().to(torch.bfloat16).float()).abs().max() < 2e-3  # one step from it, not from 0

@@ -99,7 +99,9 @@ SPLIT = {
 def time_split(call) -> dict | None:
     """Seconds of one more identical sampling call (same seeds, so the same tokens), under cProfile, split into
     the layers' matrix products and element-wise work, attention, the vocabulary projection, the sampler and the
-    rest (scheduling, inputs, outputs). cProfile's own overhead lands in the rest."""
+    rest (scheduling, inputs, outputs). cProfile's own overhead lands in the parts that make many Python calls
+    (the layers' module calls, the scheduler), little in attention and the sampler (one kernel call each); the
+    prompts' KV blocks are already cached from the timed call, so its one prefill step is shorter here."""
     import cProfile
     import pstats
 

@@ -42,6 +42,10 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     "default-all-positions": {"lm_head": "all-positions"},
     # everything fp32 where the default is bf16 (AMX or AVX512-BF16 CPUs); skipped elsewhere
     "default-fp32": {"bf16": False},
+    # the default's precision and attention with two or four rows packed into a pass (positions restarting per row,
+    # no attention across rows): larger matrix products against attention over the packed length
+    "default-packed2": {"padding_free": True, "micro_batch_size": 2},
+    "default-packed4": {"padding_free": True, "micro_batch_size": 4},
     # one row a pass on a CPU; bf16 weights with fp32 masters where bf16 is native; eager attention where it fits
     "default": {},
 }
