@@ -72,7 +72,6 @@ def one_grpo(overrides: dict, profile: str, start: str, steps: int) -> dict:
 
 
 def grpo_bench(profile: str = "embedded", steps: int = 3, only: list[str] | None = None) -> dict:
-
     start = start_model(profile)
     results = {}
     for name, overrides in GRPO_CONFIGS.items():
@@ -88,6 +87,7 @@ def grpo_bench(profile: str = "embedded", steps: int = 3, only: list[str] | None
             results[name] = json.loads(lines[-1])
         print(f"[bench] {name}: {results[name]}", flush=True)
     ok = {k: v for k, v in results.items() if "error" not in v}
+
     def speedup(slow: str, fast: str) -> float | None:
         both = {slow, fast} <= ok.keys()
         return round(ok[slow]["seconds_per_step"] / ok[fast]["seconds_per_step"], 2) if both else None
