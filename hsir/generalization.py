@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hsir.config import ROOT, LoopConfig, load_config, runs_dir, settings_from
+from hsir.config import ROOT, LoopConfig, kit_path, load_config, runs_dir, settings_from
 from hsir.evaluate import evaluate, paired_difference
 from hsir.generate import Engine
 from hsir.methods import get_method
@@ -219,6 +219,13 @@ def stand_in_check(profile: str, overrides: dict | None, sets: Sequence[str], n:
     if not sets:
         return pd.DataFrame()
     cfg = load_config(profile, overrides)
+    chances = {}  # first, so that a set without options fails before any evaluation
+    for task_name, split in map(parse_set, sets):
+        problems = eval_task(cfg, task_name, split).load(split, limit=n)
+        options = [len(p.choices) for p in problems if p.choices]
+        if len(options) < len(problems):
+            raise ValueError(f"{task_name}:{split}: a stand-in check needs choice problems; some have no options")
+        chances[task_name, split] = sum(1 / k for k in options) / len(options)
     if has_model(cfg.run_root / "m0"):
         engine = Engine(cfg)
         try:
@@ -226,13 +233,7 @@ def stand_in_check(profile: str, overrides: dict | None, sets: Sequence[str], n:
         finally:
             engine.close()
     rows = []
-    for task_name, split in map(parse_set, sets):
-        task = eval_task(cfg, task_name, split)
-        problems = task.load(split, limit=n)
-        options = [len(p.choices) for p in problems if p.choices]
-        if len(options) < len(problems):
-            raise ValueError(f"{task_name}:{split}: a stand-in check needs choice problems; some have no options")
-        chance = sum(1 / k for k in options) / len(options)
+    for (task_name, split), chance in chances.items():
         row = {"set": f"{task_name}-{split}", "model": "M0", "chance (%)": round(100 * chance, 1)}
         path = eval_dir(cfg, M0, 0, task_name, split, STAND_IN_FOLDER) / "metrics.json"
         if not path.exists():
@@ -243,7 +244,7 @@ def stand_in_check(profile: str, overrides: dict | None, sets: Sequence[str], n:
         rows.append(row | {"n": m["n"], "accuracy (%)": round(100 * m["accuracy"], 1),
                            "95% CI": _interval(100 * lo, 100 * hi),
                            "verdict": "above chance" if lo > chance else "at or below chance",
-                           "metrics": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)})
+                           "metrics": kit_path(path)})
     res = pd.DataFrame(rows)
     if out is not None:
         write_text(out, f"# Table 4's tasks on the {profile} profile's model (notebook 06)\n\n{STAND_IN_RULE}\n\n"

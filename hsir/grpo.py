@@ -73,12 +73,12 @@ from hsir.rewards import make_rewards
 from hsir.runs import read_json, versions
 from hsir.tasks import Problem, Task
 from hsir.train import (
-    auto_attention,
     last_checkpoint,
     resolve_bf16,
     resolve_weights,
     run_trainer,
     score_completion_tokens_only,
+    settle_attention,
     trl_args,
     use_masters,
 )
@@ -258,7 +258,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     from trl import GRPOTrainer
 
     from hsir.models import load_model
-    from hsir.precision import masters_into_model, to_bf16_with_masters
+    from hsir.precision import to_bf16_with_masters
 
     settings = grpo_settings(cfg)  # first: a bad setting fails before any work
     out = Path(out_dir)
@@ -281,12 +281,9 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
                        row_passes=not gpu if settings.row_passes is None else settings.row_passes)
     attn = None if settings.attn_implementation == "auto" else settings.attn_implementation  # "auto": set below
     model, tok = load_model(start, dtype=settings.dtype, device="cpu", attn_implementation=attn)
-    if settings.attn_implementation == "auto":
-        cpu_bf16 = settings.bf16 and not gpu  # elsewhere the model's own attention, without tokenizing the prompts
-        if cpu_bf16 and auto_attention(model.config, batch["per_device_train_batch_size"],
-                                       longest_prompt(tok, rows) + settings.max_completion_length, cpu_bf16=True):
-            model.set_attn_implementation("eager")
-        settings = replace(settings, attn_implementation=model.config._attn_implementation)  # what runs
+    settings = settle_attention(model, settings, batch["per_device_train_batch_size"],
+                                lambda: longest_prompt(tok, rows) + settings.max_completion_length,
+                                cpu_bf16=settings.bf16 and not gpu)
     # before the trainer: TRL builds the KL reference in the policy's dtype and attention
     masters = to_bf16_with_masters(model) if settings.weights == "bf16" and settings.dtype == "fp32" else {}
     model.train()
@@ -300,8 +297,7 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tok, rollout_func=roll,
                           callbacks=[*callbacks, *train_callbacks(f"GRPO {Path(out_dir).name}")])
-    if masters:
-        use_masters(trainer, args, masters)
+    restore = use_masters(trainer, args, masters, model)
     if settings.row_passes:
         score_rows_unpadded(trainer)
     time_phases(trainer)
@@ -321,11 +317,9 @@ def train_grpo(method, cfg, data, start: str, out_dir: str | Path, callbacks: Se
             "indiv_seconds_logged": None if indiv is None else round(sum(e.get("indiv/seconds", 0.0) for e in log), 3),
             "versions": versions(), "device": "cuda" if torch.cuda.is_available() else "cpu", "log": log}
 
-    restore = bool(masters)  # the optimizer empties the dict as its states take the masters
-
     def cleanup() -> None:
-        if restore:  # the saved model is the fp32 masters, not their bf16 rounding
-            masters_into_model(trainer.optimizer, model)
+        if restore is not None:
+            restore()
         if roll is not None:
             roll.close()
 

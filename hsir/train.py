@@ -245,7 +245,7 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
     from datasets import Dataset
 
     from hsir.models import load_model
-    from hsir.precision import masters_into_model, to_bf16_with_masters
+    from hsir.precision import to_bf16_with_masters
 
     if not data:
         raise ValueError(f"no rows to train {out} on")
@@ -267,17 +267,13 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
         trainer_cls = type(f"StepSorted{trainer_cls.__name__}", (trainer_cls,), {"_get_train_sampler": _step_sorted})
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok,
                           callbacks=[*callbacks, *progress])
-    if masters:
-        use_masters(trainer, args, masters)
+    restore = use_masters(trainer, args, masters, model)
     cut = truncate_rows(trainer, settings.max_length, report)
-    if settings.attn_implementation == "auto":
-        sequences = 2 * settings.micro_batch_size if report == "dpo.json" else settings.micro_batch_size
-        if report == "sft.json" and settings.padding_free and settings.micro_batch_size > 1:  # one long sequence
-            sequences = 1
-        if auto_attention(model.config, sequences, min(cut["longest_row"], settings.max_length) *
-                          (settings.micro_batch_size if sequences == 1 else 1), cpu_bf16=settings.bf16 and not gpu):
-            model.set_attn_implementation("eager")
-        settings = replace(settings, attn_implementation=model.config._attn_implementation)  # what runs
+    sequences = 2 * settings.micro_batch_size if report == "dpo.json" else settings.micro_batch_size
+    if report == "sft.json" and settings.padding_free and settings.micro_batch_size > 1:  # one long sequence
+        sequences = 1
+    settings = settle_attention(model, settings, sequences, lambda: min(cut["longest_row"], settings.max_length) *
+                                (settings.micro_batch_size if sequences == 1 else 1), cpu_bf16=settings.bf16 and not gpu)
     last = last_checkpoint(ckpt_dir)
 
     def summary(result, seconds: float) -> dict:
@@ -286,20 +282,35 @@ def _fit(trainer_cls, config_cls, extra: dict, report: str, base: str, data: lis
                 "processes": trainer.accelerator.num_processes, "log": trainer.state.log_history,
                 **({"pass_plan": asdict(plan)} if plan else {})}
 
-    # the saved model is the fp32 masters, not their bf16 rounding: the next round starts from the same values
-    restore = (lambda: masters_into_model(trainer.optimizer, model)) if masters else None
     return run_trainer(trainer, tok, out, ckpt_dir, last, report, summary, cleanup=restore)
 
 
-def use_masters(trainer, args, masters: dict) -> None:
-    """Train ``trainer`` with ``MasterWeightsAdamW`` over ``masters`` (``to_bf16_with_masters``'s fp32 copies), at
-    ``args``' optimizer settings. Set before ``train()``, which reads it when it builds the optimizer (TRL's
-    trainers take no optimizer class argument of their own)."""
-    from hsir.precision import MasterWeightsAdamW
+def use_masters(trainer, args, masters: dict, model) -> Callable[[], None] | None:
+    """Train ``trainer`` with ``MasterWeightsAdamW`` over ``masters`` (``to_bf16_with_masters``'s fp32 copies; none:
+    the trainer's own optimizer), at ``args``' optimizer settings. Set before ``train()``, which reads it when it
+    builds the optimizer (TRL's trainers take no optimizer class argument of their own). Returns what puts the
+    masters back into ``model`` after training (None without masters), so that the saved model is the fp32
+    masters, not their bf16 rounding, and the next round starts from the same values. Decided here, not after
+    training: the optimizer empties ``masters`` as its states take them."""
+    from hsir.precision import MasterWeightsAdamW, masters_into_model
 
+    if not masters:
+        return None
     trainer.optimizer_cls_and_kwargs = (MasterWeightsAdamW, {
         "lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
         "weight_decay": args.weight_decay, "masters": masters})
+    return lambda: masters_into_model(trainer.optimizer, model)
+
+
+def settle_attention(model, settings, sequences: int, length: Callable[[], int], cpu_bf16: bool):
+    """``attn_implementation: auto`` resolved on ``model``: eager where ``auto_attention`` allows ``sequences`` of
+    ``length()`` tokens (called only on a CPU with native bf16), else the model's own; returns ``settings``
+    recording what runs. Other values were set when the model was loaded and are returned as they are."""
+    if settings.attn_implementation != "auto":
+        return settings
+    if cpu_bf16 and auto_attention(model.config, sequences, length(), cpu_bf16=True):
+        model.set_attn_implementation("eager")
+    return replace(settings, attn_implementation=model.config._attn_implementation)
 
 
 def gpu_pass_plan(model, settings, sequences_per_row: int):

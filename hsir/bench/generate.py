@@ -109,8 +109,9 @@ def time_split(call) -> dict | None:
     t0 = time.perf_counter()
     prof.runcall(call)
     total = time.perf_counter() - t0
-    found = {part: sum(ct for (file, _, name), (_, _, _, ct, _) in pstats.Stats(prof).stats.items()
-                       if file.endswith(suffix) and name == func) for part, (suffix, func) in SPLIT.items()}
+    stats = pstats.Stats(prof).stats.items()
+    found = {part: sum(ct for (file, _, name), (_, _, _, ct, _) in stats if file.endswith(suffix) and name == func)
+             for part, (suffix, func) in SPLIT.items()}
     if not all(found.values()):
         return None
     split = {"layers_without_attention": found["forward"] - found["attention"], "attention": found["attention"],
