@@ -14,6 +14,11 @@ from hsir.bench.generate import agreement_bench, generate_bench, one_generate, r
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["boxes"]:  # no run: the table of every bench file's ratios, bench/boxes.md
+        from hsir.bench.boxes import write_boxes
+
+        print(write_boxes())
+        return 0
     if argv[:1] == ["paper-shape"]:  # options and output of its own: python -m hsir.bench paper-shape --help
         from hsir.bench.paper_shape import main as paper_shape
 

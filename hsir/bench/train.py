@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from hsir.bench.common import TreeMemory, matmul_flops
+from hsir.bench.common import TreeMemory, machine, matmul_flops
 from hsir.tasks import get_task
 
 BEFORE = {"weights": "fp32", "attn_implementation": None}  # the kit's passes before the compute issue (23)
@@ -187,8 +187,7 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
             "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
             "ceiling_tokens_per_s": round(ceiling, 1), "fp32_ceiling_tokens_per_s": round(fp32_ceiling, 1),
             "configs": results,
-            "machine": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-                        "cpu": torch.backends.cpu.get_cpu_capability()},
+            "machine": machine(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
