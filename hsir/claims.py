@@ -212,6 +212,11 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def claim_methods(claims: Sequence[Claim] = CLAIMS) -> set[str]:
+    """The methods the claims compare: the rows that run on every seed (``hsir.seeds``)."""
+    return {m for c in claims for cmp in c.comparisons for m in (cmp.a, cmp.b)}
+
+
 @dataclass
 class _Row:
     correct: dict[str, bool]

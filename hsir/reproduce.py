@@ -15,6 +15,7 @@ each kernel's whole output is in ``runs/<profile>/logs/<notebook>.log`` and the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ import yaml
 from hsir.config import ROOT, figures_dir, runs_dir
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
+from hsir.runs import commit, read_jsonl, write_text
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -100,8 +102,13 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 except pm.PapermillExecutionError as e:
                     echo(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
                     echo(f"[reproduce] the executed notebook (with the traceback): {out}; its log: {log_path}")
+                    log_attempt(log_dir, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}")
+                    raise
+                except BaseException as e:  # stopped (Ctrl-C, SIGTERM): its time still counts toward the run's
+                    log_attempt(log_dir, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}")
                     raise
             seconds = time.perf_counter() - t0
+            log_attempt(log_dir, nb.stem, seconds, "finished")
             warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
             echo(f"[reproduce] {nb.name} done in {clock(seconds)}{warned}")
             done.append(out)
@@ -113,7 +120,53 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             else:
                 os.environ[k] = v
     summary(profile, times, out_dir, log_dir, echo)
+    if not only:  # the whole profile ran: its record, with every attempt the log holds
+        path = figures_dir(profile) / "run.md"
+        write_text(path, run_record(profile, read_jsonl(log_dir / ATTEMPTS)))
+        echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
+
+
+ATTEMPTS = "reproduce.jsonl"  # in the run's log folder: one line per notebook attempt (finished, failed or stopped)
+
+
+def log_attempt(log_dir: Path, notebook: str, seconds: float, outcome: str) -> None:
+    """Append one notebook attempt to ``<log_dir>/reproduce.jsonl``: a run killed and resumed keeps both attempts'
+    time. A run from a clean clone starts with no such file; delete it to time a run afresh."""
+    entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown"}
+    with open(log_dir / ATTEMPTS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> str:
+    """``figures/<profile>/run.md``: each notebook's time summed over its attempts (a killed notebook's time up to
+    the stop included; a kill -9 leaves no line, so its time is missing and the file says how many attempts each
+    notebook took), the total, the box and the commits."""
+    from hsir.bench.common import machine
+
+    box = box or machine()
+    per: dict[str, list[dict]] = {}
+    for a in attempts:
+        per.setdefault(a["notebook"], []).append(a)
+    rows = [{"notebook": nb, "time": clock(sum(a["seconds"] for a in tries)), "seconds": round(sum(a["seconds"] for a in tries)),
+             "attempts": len(tries), "last outcome": tries[-1]["outcome"]} for nb, tries in sorted(per.items())]
+    total = sum(r["seconds"] for r in rows)
+    unfinished = [r["notebook"] for r in rows if r["last outcome"] != "finished"]
+    commits = sorted({a["commit"] for a in attempts})
+    head = [f"# `make reproduce`, profile {profile}: the run, measured",
+            f"Total **{clock(total)}** ({total / 3600:.2f} h) over {len(rows)} notebooks"
+            + (f"; not finished: {', '.join(unfinished)}" if unfinished else "") + ". "
+            f"Attempts from {attempts[0]['time'] if attempts else '-'} to {attempts[-1]['time'] if attempts else '-'}; "
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}.",
+            f"Box: {box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
+            f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
+            + (f", GPU {box['gpu']}" if box.get("gpu") else "") + ".",
+            "Each notebook's time is summed over its attempts (`runs/<profile>/logs/reproduce.jsonl`): a stopped or "
+            "failed attempt counts up to its stop, and the resumed attempt skips the stages that had finished."]
+    table = ["| notebook | time | seconds | attempts | last outcome |", "|---|---|---|---|---|"]
+    table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['last outcome']} |" for r in rows]
+    return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n"
 
 
 def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir: Path, echo=print) -> None:

@@ -21,6 +21,7 @@ from hsir.evaluate import paired_difference
 from hsir.methods import get_method
 from hsir.rounds import markdown, operation_gaps, percent_interval, round_correct, round_result
 from hsir.runs import Run, commit, write_text
+from hsir.seeds import seed_roots
 from hsir.tasks import get_task
 
 
@@ -148,16 +149,13 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
     return text
 
 
-def seed_roots(cfg: LoopConfig, seeds: Sequence[int] = ()) -> dict[int, Path]:
-    """The run roots of a profile's seeds: seed ``cfg.seed`` in ``cfg.run_root``, seed s in the sibling
-    ``<run root>-seed<s>`` (``--set seed=s root=...-seed<s>``, sharing M0 or not as their run.json records). With
-    no ``seeds`` given, every such sibling that exists."""
-    base = cfg.run_root
-    if not seeds:
-        found = sorted(int(p.name.rsplit("-seed", 1)[1]) for p in base.parent.glob(f"{base.name}-seed*")
-                       if p.name.rsplit("-seed", 1)[1].isdigit())
-        seeds = [cfg.seed, *(s for s in found if s != cfg.seed)]
-    return {s: base if s == cfg.seed else base.parent / f"{base.name}-seed{s}" for s in seeds}
+def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None) -> str:
+    """``figures/<profile>/claims.md`` (or ``out``) from the run roots of ``seeds`` (default: every seed root that
+    exists, ``hsir.seeds.seed_roots``): the verdict per claim, ``hsir.claims``. Returns the Markdown."""
+    n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
+             if cfg.task == "synthetic" else None)
+    out = out or figures_dir(cfg.profile) / "claims.md"
+    return write_claims(seed_roots(cfg, seeds), out, n_ops, command=command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,10 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
     if args.claims:
-        n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
-                 if cfg.task == "synthetic" else None)
-        out = Path(args.out) if args.out else figures_dir(args.profile) / "claims.md"
-        print(write_claims(seed_roots(cfg, args.seeds), out, n_ops, command=command))
+        print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command))
         return 0
     out = Path(args.out) if args.out else figures_dir(args.profile) / "tables.md"
     print(write_tables(cfg, out, command=command))

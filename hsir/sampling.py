@@ -172,8 +172,14 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
     return rows + extra, report
 
 
-def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_key: str, K: int) -> list[dict]:
-    """K samples per D_u query from ``model`` (cached like the loop's own samples): Fig. 2's histograms."""
+def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_key: str, K: int,
+                 n_queries: int | None = None) -> list[dict]:
+    """K samples per D_u query from ``model`` (cached like the loop's own samples): Fig. 2's histograms.
+    ``n_queries``: the first n queries of D_u only (a histogram needs fewer queries than a round trains on)."""
+    if n_queries is not None:
+        if n_queries < 1:
+            raise ValueError(f"sample_model: n_queries must be ≥ 1; got {n_queries}")
+        data = replace(data, unlabeled=data.unlabeled[:n_queries])
     gen = engine.use(model)
     scfg = SamplingConfig(n=K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     spec = sampling_spec(cfg, data) | {"sampling": "K", "n": K, "temperature": cfg.temperature}  # as sample_stage's

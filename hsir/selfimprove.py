@@ -33,7 +33,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,11 +51,12 @@ from hsir.rounds import round_result
 from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
 from hsir.sampling import sample_model, sample_stage, veriexit_report
 from hsir.scoring import candidates_of, score_stage
+from hsir.seeds import seed_config, seed_methods, share_m0
 from hsir.selection import select_stage
 from hsir.train import build_m0, launch
 
 # what notebooks and scripts import the loop from
-__all__ = ["Engine", "LoopConfig", "build_m0", "load_config", "load_data", "run_method", "sample_model",
+__all__ = ["Engine", "LoopConfig", "build_m0", "load_config", "load_data", "run_method", "run_seeds", "sample_model",
            "veriexit_report"]
 
 
@@ -103,6 +104,25 @@ def run_method(name: str, cfg: LoopConfig, engine: Engine | None = None, log: Ca
         if own_engine:
             engine.close()
     return results
+
+
+def run_seeds(names: Sequence[str], cfg: LoopConfig, seeds: Sequence[int], engine=None,
+              run: Callable | None = None) -> dict[int, list[str]]:
+    """Run ``names`` on ``cfg``'s seed and the claim rows among them on every other seed of ``seeds``, each in its
+    seed's root from the shared M0; returns seed -> the methods it ran (``run``: ``run_method``'s stand-in)."""
+    run = run or run_method
+    order = [cfg.seed, *(s for s in dict.fromkeys(seeds) if s != cfg.seed)]
+    done = {}
+    for s in order:
+        scfg = seed_config(cfg, s)
+        names_s = seed_methods(names, first=s == cfg.seed)
+        if s != cfg.seed and names_s:
+            build_m0(cfg)  # the shared M0 exists before any seed links to it
+            share_m0(cfg, scfg)
+        for name in names_s:
+            run(name, scfg, engine)
+        done[s] = names_s
+    return done
 
 
 def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Engine, t: int, sampler: str,
@@ -202,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                          "PAPER (1a, 1b, 3, 5 or 7) puts that table of the paper beside them")
     ap.add_argument("--vs", metavar="METHOD", help="with --table: each row's accuracy minus METHOD's first round's, "
                                                    "paired on the same test problems (e.g. SFT-Initial, i.e. M0)")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[], metavar="N",
+                    help="also run the claim rows among the methods with seed N, each in <run root>-seed<N> from the "
+                         "shared M0 (hsir.seeds); the profile's seed always runs, and first")
     args = ap.parse_args(argv)
     if args.table and args.table not in paper_tables.ROWS:  # not argparse's choices: a bare --table is valid
         ap.error(f"--table {args.table!r}: no such paper table; valid: {', '.join(paper_tables.ROWS)}")
@@ -213,11 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.table is not None:
         print(table_text(results_table(cfg, args.method, paper=args.table or None, vs=args.vs)))
         return 0
+    def run_and_print(name: str, c: LoopConfig, engine: Engine) -> None:
+        for r in run_method(name, c, engine):
+            keys = ("method", "iteration", "accuracy", "mean_tokens", "data_tokens")
+            print(json.dumps({"seed": c.seed} | {k: r[k] for k in keys}))
+
     engine = Engine(cfg)
     try:
-        for name in args.method:
-            for r in run_method(name, cfg, engine):
-                print(json.dumps({k: r[k] for k in ("method", "iteration", "accuracy", "mean_tokens", "data_tokens")}))
+        run_seeds(args.method, cfg, args.seeds, engine, run=run_and_print)
     finally:
         engine.close()
     return 0

@@ -97,6 +97,17 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
                    "HSIR-SFT+H-GRPO", "select-random", "select-high-readiv"]:
         metrics = read_json(runs / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method
+    run_md = (figs / "run.md").read_text()  # the run's record: every notebook, one attempt each
+    assert all(f"| {Path(n).stem} |" in run_md and "| 1 | finished |" in run_md for n in expected)
+    # seed 1 (params/smoke/02_hsir_sft.yaml) ran Table 1a's claim rows only, from the shared M0
+    seed1 = runs.parent / "smoke-seed1"
+    assert (seed1 / "m0").is_symlink() and (seed1 / "m0").resolve() == (runs / "m0").resolve()
+    assert sorted(p.name for p in (seed1 / "methods").iterdir()) == ["HSIR-SFT", "ReST-EM", "SFT-Initial", "STaR"]
+    assert read_json(seed1 / "methods" / "ReST-EM" / "run.json")["config"]["seed"] == 1
+    claims_md = (figs / "claims.md").read_text()
+    assert "seed 1:" in claims_md
+    table_1a = next(line for line in claims_md.splitlines() if line.startswith("| Table 1a"))
+    assert "0, 1" in table_1a  # Table 1a pooled both seeds
 
 
 def test_library_output_counts_stream_lines_that_are_not_the_kits(tmp_path):
@@ -110,3 +121,18 @@ def test_library_output_counts_stream_lines_that_are_not_the_kits(tmp_path):
     nbformat.write(nb, path)
     assert reproduce.library_output(path) == ["WARNING vllm: tip", "noise"]
     assert reproduce.main(["--count-library-output", str(path)]) == 0
+
+
+def test_run_record_sums_a_killed_and_resumed_notebook():
+    attempts = [{"notebook": "00_quickstart", "seconds": 150.0, "outcome": "finished", "time": "t0", "commit": "a"},
+                {"notebook": "01_preliminary_analysis", "seconds": 600.0, "outcome": "stopped: KeyboardInterrupt",
+                 "time": "t1", "commit": "a"},
+                {"notebook": "01_preliminary_analysis", "seconds": 300.0, "outcome": "finished", "time": "t2",
+                 "commit": "b"},
+                {"notebook": "02_hsir_sft", "seconds": 60.0, "outcome": "failed: RuntimeError", "time": "t3",
+                 "commit": "b"}]
+    box = {"cpu_model": "AMD EPYC", "cpu_capability": "AVX512", "amx": False, "avx512_bf16": True, "threads": 2}
+    text = reproduce.run_record("embedded", attempts, box)
+    assert "| 01_preliminary_analysis | 15m00s | 900 | 2 | finished |" in text
+    assert "Total **18m30s** (0.31 h)" in text  # 150 + 900 + 60 seconds
+    assert "not finished: 02_hsir_sft" in text and "commits a, b" in text and "AMD EPYC" in text

@@ -312,3 +312,23 @@ def test_a_dpo_round_without_pairs_keeps_the_previous_model(tmp_path, monkeypatc
     it = tmp_path / "methods" / "IRPO" / "iter_1"
     assert read_jsonl(it / "train.jsonl") == [] and read_json(it / "model" / "dpo.json")["unchanged"]
     assert res["accuracy"] == 0.0 and (it / "model" / "model.safetensors").exists()
+
+
+def test_sample_model_samples_the_first_n_queries_under_their_own_key(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hsir import sampling
+    from hsir.loopdata import Data
+
+    task = get_task("synthetic")
+    data = Data(task, seed=[], unlabeled=task.load("unlabeled", limit=5), test=[])
+    engine = SimpleNamespace(use=lambda model: SimpleNamespace(tokenizer=None))
+    monkeypatch.setattr(sampling, "task_requests", lambda task, problems, tok: list(problems))
+    monkeypatch.setattr(sampling, "generate_rows", lambda task, reqs, gen, scfg, path: (reqs, path))
+    cfg = LoopConfig(root=str(tmp_path))
+    some, some_path = sampling.sample_model(cfg, data, engine, "m", "m0", 4, n_queries=2)
+    every, every_path = sampling.sample_model(cfg, data, engine, "m", "m0", 4)
+    assert some == data.unlabeled[:2] and every == data.unlabeled
+    assert some_path != every_path  # a histogram on fewer queries never reads the loop's cached samples
+    with pytest.raises(ValueError, match="n_queries"):
+        sampling.sample_model(cfg, data, engine, "m", "m0", 4, n_queries=0)
