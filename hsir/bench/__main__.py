@@ -58,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
         result = train_bench(args.model, steps=args.steps, only=args.only)
     elif args.which == "train-quality":
-        from hsir.bench.train import m0_quality
+        from hsir.bench.train import QUALITY_CONFIGS, TRAIN_CONFIGS, m0_quality
 
-        result = m0_quality(args.profile, args.root)
+        known = QUALITY_CONFIGS | {k: v for k, v in TRAIN_CONFIGS.items() if "loop" not in v}  # M0s, not the plain loop
+        if set(args.only or []) - set(known):
+            ap.error(f"train-quality: unknown configuration(s) {sorted(set(args.only) - set(known))}; valid: {sorted(known)}")
+        result = m0_quality(args.profile, args.root, {k: known[k] for k in args.only} if args.only else None)
     elif args.which == "grpo":
         from hsir.bench.grpo import grpo_bench
 
