@@ -41,6 +41,7 @@ from hsir.analysis import subset_size
 from hsir.config import ROOT, DPOSettings, GRPOSettings, LoopConfig, SFTSettings, settings_from
 from hsir.data import where
 from hsir.methods import get_method, run_order, samples_per_query
+from hsir.seeds import seed_methods
 from hsir.tasks import get_task
 
 
@@ -96,6 +97,7 @@ class Planner:
 
     def __init__(self, cfg: LoopConfig, a: Assumptions, note: str = "", seed_rows: int | None = None):
         self.cfg, self.a, self.paid, self.cells = cfg, a, {}, {}
+        self.seed = cfg.seed  # the seed whose cells are being planned: another seed pays its own work, not M0
         self.note, self.seed_rows = note, seed_rows  # how the lengths were found; the seed split's rows here
         self.L = a.sample_fraction * cfg.max_new_tokens  # mean sampled length
 
@@ -109,7 +111,9 @@ class Planner:
                 + self.total(GENERATED) * BYTES["generated_token"]) / 2**30
 
     def once(self, cell: Cell, key: tuple, stage: str, n: float, model: bool = False, quiet: bool = False) -> float:
-        """Charge ``n`` tokens to ``cell`` unless an earlier cell paid for ``key``; returns ``n`` either way."""
+        """Charge ``n`` tokens to ``cell`` unless an earlier cell paid for ``key``; returns ``n`` either way. Work is
+        per seed (each seed samples and trains its own), except training M0, which the seeds share (hsir.seeds)."""
+        key = key if key[0] == "train" else (self.seed, *key)
         if key not in self.paid:
             self.paid[key] = f"{cell.notebook[:2]} {cell.name}"
             cell.add(stage, n, model)
@@ -124,9 +128,11 @@ class Planner:
         self.once(cell, ("train", name), "sft", s.epochs * rows * (self.a.prompt_tokens + self.a.seed_trace_tokens),
                   model=True, quiet=True)
 
-    def samples(self, cell: Cell, model: str, kind: str, n: int) -> float:
-        """n samples per D_u query from ``model`` (cached per model and spec); returns how many."""
-        return self.once(cell, ("samples", model, kind, n), "generate", self.cfg.n_unlabeled * n * self.L) / self.L
+    def samples(self, cell: Cell, model: str, kind: str, n: int, queries: int | None = None) -> float:
+        """n samples per D_u query (of the first ``queries``) from ``model`` (cached per model and spec); returns how
+        many."""
+        q = queries or self.cfg.n_unlabeled
+        return self.once(cell, ("samples", model, kind, n, q), "generate", q * n * self.L) / self.L
 
     def veriexit(self, cell: Cell, model: str, samples: float, step_test: str) -> float:
         """J continuations of each failed sample with a step stating the gold answer; returns how many."""
@@ -137,10 +143,10 @@ class Planner:
     def round_cell(self, notebook: str, name: str, t: int) -> Cell:
         """Round t of method ``name``: sampling, extra sampling, scoring, training, evaluation."""
         m, cfg, a, P = get_method(name), self.cfg, self.a, self.a.prompt_tokens
-        cell = Cell(notebook, f"{name} t={t}")
-        if ("round", name, t) in self.paid:  # the method's folder already holds this round
-            return replace(cell, shared=[self.paid[("round", name, t)]])
-        self.paid[("round", name, t)] = f"{notebook[:2]} {cell.name}"
+        cell = Cell(notebook, f"{name} t={t}" + (f" seed {self.seed}" if self.seed != cfg.seed else ""))
+        if (self.seed, "round", name, t) in self.paid:  # the method's folder already holds this round
+            return replace(cell, shared=[self.paid[(self.seed, "round", name, t)]])
+        self.paid[(self.seed, "round", name, t)] = f"{notebook[:2]} {cell.name}"
         self.m0(cell)
         key = "m0" if t == 1 else f"{name}/iter_{t - 1}"
         groups: list[tuple[float, float]] = []  # (candidates, mean length) that may be kept
@@ -228,9 +234,13 @@ def notebook_cells(pl: Planner, nb: str, p: dict, code: str) -> list[Cell]:
         pl.m0(cells[-2])
         pl.m0(cells[-2], "m0-quarter", subset_size(cfg.n_seed, p.get("quarter", 0.25)))
         for model in ("base", "m0-quarter", "m0"):
-            pl.samples(cells[-1], model, "K", p["K_hist"])
-    for name in run_order(p.get("methods") or p.get("select_methods") or []):
-        cells += [pl.round_cell(nb, name, t) for t in range(1, (cfg.T if get_method(name).iterative else 1) + 1)]
+            pl.samples(cells[-1], model, "K", p["K_hist"], p.get("hist_queries"))
+    names = run_order(p.get("methods") or p.get("select_methods") or [])
+    for s in dict.fromkeys([cfg.seed, *(p.get("seeds") or [])]):  # the claim rows again on every other seed
+        pl.seed = s
+        for name in seed_methods(names, first=s == cfg.seed):
+            cells += [pl.round_cell(nb, name, t) for t in range(1, (cfg.T if get_method(name).iterative else 1) + 1)]
+    pl.seed = cfg.seed
     if "veriexit_report(" in code:  # VeriExit on M0's samples under each step test
         cells.append(cell := Cell(nb, "VeriExit report"))
         sampled = pl.samples(cell, "m0", "K", cfg.K)
@@ -307,6 +317,11 @@ def cell_hours(cell: Cell, bench: dict) -> tuple[float, set[str]]:
     return seconds / 3600, missing
 
 
+def device(bench: dict) -> str:
+    """What a bench's hours are on: its GPU (paper-shape), or the CPU a CPU rates file names (``device``)."""
+    return bench.get("gpu") or bench.get("device") or "?"
+
+
 def tokens_text(n: float) -> str:
     return next((f"{n / d:.{p}f}{u}" for d, p, u in ((1e9, 2, "B"), (1e6, 1, "M"), (1e3, 1, "K")) if n >= d), f"{n:.0f}")
 
@@ -317,21 +332,23 @@ def plan_text(p: Planner, bench: dict | None = None, bench_note: str = "") -> st
              f"J {c.J}, T {c.T}; sampling {c.max_new_tokens}, evaluation {c.eval_max_new_tokens} tokens",
              "assumptions (--assume NAME=VALUE): " + ", ".join(a[:5]), "  " + ", ".join(a[5:11]), "  " + ", ".join(a[11:]),
              f"  {p.note}",
-             f"hours: {bench.get('gpu', '?')}, bench model {bench.get('model', '?')} ({bench_note})" if bench
+             f"hours: {device(bench)}, bench model {bench.get('model', '?')} ({bench_note})" if bench
              else f"hours: none; {bench_note}"]
     hours, missing = 0.0, set()
     for nb, cells in p.cells.items():
         lines.append(f"\n{nb}" + ("" if cells else ": no GPU work (reads finished runs)"))
-        lines += [f"  {'cell':<26}{'generate':>9}{'train':>9}{'GPU-h':>8}  reuses work of"] if cells else []
+        lines += [f"  {'cell':<26}{'generate':>9}{'train':>9}{'hours':>8}  reuses work of"] if cells else []
         for cell in cells:
             h, miss = cell_hours(cell, bench) if bench else (None, set())
             hours, missing = hours + (h or 0.0), missing | miss
             text = "" if h is None else f"{h:.2f}" + ("*" if miss else "")
             lines.append(f"  {cell.name:<26}{tokens_text(cell.total(GENERATED)):>9}{tokens_text(cell.total(TRAINED)):>9}"
                          f"{text:>8}  {', '.join(cell.shared)}")
+        if bench and cells:
+            lines.append(f"  {'notebook':<26}{'':>18}{sum(cell_hours(cell, bench)[0] for cell in cells):>8.2f}")
     lines.append(f"\nall: generate {tokens_text(p.total(GENERATED))} tokens (evaluation {tokens_text(p.total(['eval']))}), "
                  f"train {tokens_text(p.total(TRAINED))}, InDiv passes {tokens_text(p.total(['score']))}"
-                 + (f"; {hours:.1f} GPU-h on {bench.get('gpu', '?')}" if bench else "") + f"; disk ~{p.disk_gib():.0f} GiB")
+                 + (f"; {hours:.1f} h on {device(bench)}" if bench else "") + f"; disk ~{p.disk_gib():.0f} GiB")
     if missing:
         lines.append(f"* the bench has no rate for {sorted(missing)}: those tokens are not in the hours")
     if bench and bench.get("generate_backend") == "hf" and c.backend == "vllm":

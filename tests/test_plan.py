@@ -92,7 +92,7 @@ def test_hours_from_a_bench_file_and_device_json_refused(tmp_path, capsys):
     path = tmp_path / "paper-shape-test.json"
     path.write_text(json.dumps(BENCH))
     assert planmod.main(["--profile", "smoke", "--bench", str(path)]) == 0
-    assert "GPU-h on TestGPU" in capsys.readouterr().out
+    assert "h on TestGPU" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no 'stages'"):
         load_bench(ROOT / "bench" / "device-h200.json")
 
@@ -120,3 +120,22 @@ def test_reproduce_paper_stops_at_the_preflight(tmp_path):
     assert "[preflight] paper" in r.stdout and "MISS" in r.stdout and "stopped before any notebook" in r.stdout
     assert "[reproduce] 1/" not in r.stdout and not (tmp_path / "runs" / "paper" / "notebooks").exists()
     assert "Traceback" not in r.stderr and time.perf_counter() - t0 < 30
+
+
+def test_other_seeds_pay_their_own_samples_and_training_for_the_claim_rows_only():
+    pl = Planner(CFG, A)
+    p = {"methods": ["SFT-Oracle", "ReST-EM", "HSIR-SFT"], "seeds": [0, 1]}
+    cells = planmod.notebook_cells(pl, "02_hsir_sft", p, "")
+    names = [c.name for c in cells]
+    assert names == ["SFT-Oracle t=1", "ReST-EM t=1", "ReST-EM t=2", "HSIR-SFT t=1", "HSIR-SFT t=2",
+                     "ReST-EM t=1 seed 1", "ReST-EM t=2 seed 1", "HSIR-SFT t=1 seed 1", "HSIR-SFT t=2 seed 1"]
+    seed0, seed1 = cells[1], cells[5]
+    assert seed0.tokens["generate"] == seed1.tokens["generate"] == 200_000  # seed 1 samples M0 again
+    assert seed0.tokens["sft"] == seed1.tokens["sft"] == 2.0 * (10 * 500 + 200 * 600)  # and trains its own round
+    assert seed1.models == 1 and cells[0].models == 2  # M0 once, paid by the first cell: the seeds share it
+
+
+def test_histograms_on_the_first_queries_cost_that_many():
+    pl = Planner(CFG, A)
+    cells = planmod.notebook_cells(pl, "01", {"K_hist": 10, "hist_queries": 20}, "sample_model(")
+    assert cells[1].tokens["generate"] == 3 * 20 * 10 * 500  # base, the quarter M0 and M0: 20 queries × 10 × 500
