@@ -131,7 +131,7 @@ class Planner:
     def samples(self, cell: Cell, model: str, kind: str, n: int, queries: int | None = None) -> float:
         """n samples per D_u query (of the first ``queries``) from ``model`` (cached per model and spec); returns how
         many."""
-        q = queries or self.cfg.n_unlabeled
+        q = min(queries or self.cfg.n_unlabeled, self.cfg.n_unlabeled)
         return self.once(cell, ("samples", model, kind, n, q), "generate", q * n * self.L) / self.L
 
     def veriexit(self, cell: Cell, model: str, samples: float, step_test: str) -> float:
@@ -338,14 +338,15 @@ def plan_text(p: Planner, bench: dict | None = None, bench_note: str = "") -> st
     for nb, cells in p.cells.items():
         lines.append(f"\n{nb}" + ("" if cells else ": no GPU work (reads finished runs)"))
         lines += [f"  {'cell':<26}{'generate':>9}{'train':>9}{'hours':>8}  reuses work of"] if cells else []
+        nb_hours = 0.0
         for cell in cells:
             h, miss = cell_hours(cell, bench) if bench else (None, set())
-            hours, missing = hours + (h or 0.0), missing | miss
+            hours, nb_hours, missing = hours + (h or 0.0), nb_hours + (h or 0.0), missing | miss
             text = "" if h is None else f"{h:.2f}" + ("*" if miss else "")
             lines.append(f"  {cell.name:<26}{tokens_text(cell.total(GENERATED)):>9}{tokens_text(cell.total(TRAINED)):>9}"
                          f"{text:>8}  {', '.join(cell.shared)}")
         if bench and cells:
-            lines.append(f"  {'notebook':<26}{'':>18}{sum(cell_hours(cell, bench)[0] for cell in cells):>8.2f}")
+            lines.append(f"  {'notebook':<26}{'':>18}{nb_hours:>8.2f}")
     lines.append(f"\nall: generate {tokens_text(p.total(GENERATED))} tokens (evaluation {tokens_text(p.total(['eval']))}), "
                  f"train {tokens_text(p.total(TRAINED))}, InDiv passes {tokens_text(p.total(['score']))}"
                  + (f"; {hours:.1f} h on {device(bench)}" if bench else "") + f"; disk ~{p.disk_gib():.0f} GiB")

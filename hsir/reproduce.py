@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +87,9 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     pairs, done, times = notebooks_for(profile, only), [], []
+    whole = not only  # only a run of the whole profile is timed in reproduce.jsonl and run.md
+    timed = log_dir if whole else None
+    old_term = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         for i, (nb, params_file) in enumerate(pairs, 1):
             params = yaml.safe_load(params_file.read_text()) or {}
@@ -102,37 +107,52 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 except pm.PapermillExecutionError as e:
                     echo(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
                     echo(f"[reproduce] the executed notebook (with the traceback): {out}; its log: {log_path}")
-                    log_attempt(log_dir, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}")
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}")
                     raise
-                except BaseException as e:  # stopped (Ctrl-C, SIGTERM): its time still counts toward the run's
-                    log_attempt(log_dir, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}")
+                except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (below): its time still counts
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}")
+                    raise
+                except Exception as e:  # the kernel died (memory), or papermill itself failed
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {type(e).__name__}")
                     raise
             seconds = time.perf_counter() - t0
-            log_attempt(log_dir, nb.stem, seconds, "finished")
+            log_attempt(timed, nb.stem, seconds, "finished")
             warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
             echo(f"[reproduce] {nb.name} done in {clock(seconds)}{warned}")
             done.append(out)
             times.append((nb.name, seconds))
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
     summary(profile, times, out_dir, log_dir, echo)
-    if not only:  # the whole profile ran: its record, with every attempt the log holds
-        path = figures_dir(profile) / "run.md"
-        write_text(path, run_record(profile, read_jsonl(log_dir / ATTEMPTS)))
+    if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
+        path, attempts = figures_dir(profile) / "run.md", log_dir / ATTEMPTS
+        write_text(path, run_record(profile, read_jsonl(attempts)))
+        attempts.rename(log_dir / f"reproduce-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
         echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
 
 
-ATTEMPTS = "reproduce.jsonl"  # in the run's log folder: one line per notebook attempt (finished, failed or stopped)
+def _stop(signum, frame):
+    """SIGTERM (a killed job, a CI timeout) as a stop: the notebook's attempt is logged before the run ends."""
+    raise SystemExit(f"signal {signum}")
 
 
-def log_attempt(log_dir: Path, notebook: str, seconds: float, outcome: str) -> None:
-    """Append one notebook attempt to ``<log_dir>/reproduce.jsonl``: a run killed and resumed keeps both attempts'
-    time. A run from a clean clone starts with no such file; delete it to time a run afresh."""
+# in the run's log folder: one line per notebook attempt (finished, failed or stopped) of a whole-profile run; a run
+# that finishes writes run.md from it and renames it reproduce-<time>.jsonl, so the next run is timed afresh
+ATTEMPTS = "reproduce.jsonl"
+
+
+def log_attempt(log_dir: Path | None, notebook: str, seconds: float, outcome: str) -> None:
+    """Append one notebook attempt to ``<log_dir>/reproduce.jsonl`` (None: a partial run, not timed): a run killed
+    and resumed keeps both attempts' time (a kill -9 leaves no line)."""
+    if log_dir is None:
+        return
     entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
              "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown"}
     with open(log_dir / ATTEMPTS, "a", encoding="utf-8") as f:

@@ -108,8 +108,9 @@ def run_method(name: str, cfg: LoopConfig, engine: Engine | None = None, log: Ca
 
 def run_seeds(names: Sequence[str], cfg: LoopConfig, seeds: Sequence[int], engine=None,
               run: Callable | None = None) -> dict[int, list[str]]:
-    """Run ``names`` on ``cfg``'s seed and the claim rows among them on every other seed of ``seeds``, each in its
-    seed's root from the shared M0; returns seed -> the methods it ran (``run``: ``run_method``'s stand-in)."""
+    """Run ``names`` on ``cfg``'s seed, then the claim rows among them on every other seed in ``seeds`` (``cfg.seed``
+    among them changes nothing: it always runs, first), each in its seed's root from the shared M0 (``hsir.seeds``);
+    returns seed -> the methods it ran. ``run``: ``run_method``'s stand-in (tests, the CLI's printing)."""
     run = run or run_method
     order = [cfg.seed, *(s for s in dict.fromkeys(seeds) if s != cfg.seed)]
     done = {}
@@ -226,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the claim rows among the methods with seed N, each in <run root>-seed<N> from the "
                          "shared M0 (hsir.seeds); the profile's seed always runs, and first")
     args = ap.parse_args(argv)
+    if args.table is not None and args.seeds:
+        ap.error("--table prints the profile's own seed; --claims of python -m hsir.results pools the seeds")
     if args.table and args.table not in paper_tables.ROWS:  # not argparse's choices: a bare --table is valid
         ap.error(f"--table {args.table!r}: no such paper table; valid: {', '.join(paper_tables.ROWS)}")
     overrides = parse_sets(args.set)
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table is not None:
         print(table_text(results_table(cfg, args.method, paper=args.table or None, vs=args.vs)))
         return 0
+
     def run_and_print(name: str, c: LoopConfig, engine: Engine) -> None:
         for r in run_method(name, c, engine):
             keys = ("method", "iteration", "accuracy", "mean_tokens", "data_tokens")

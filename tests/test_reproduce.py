@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -98,7 +99,9 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
         metrics = read_json(runs / "methods" / method / "iter_1" / "metrics.json")
         assert metrics["synthetic"]["n"] == 4, method
     run_md = (figs / "run.md").read_text()  # the run's record: every notebook, one attempt each
-    assert all(f"| {Path(n).stem} |" in run_md and "| 1 | finished |" in run_md for n in expected)
+    for n in expected:
+        assert re.search(rf"^\| {Path(n).stem} \| [^|]+ \| \d+ \| 1 \| finished \|$", run_md, re.M), (n, run_md)
+    assert not (runs / "logs" / "reproduce.jsonl").exists()  # closed: the next run is timed afresh
     # seed 1 (params/smoke/02_hsir_sft.yaml) ran Table 1a's claim rows only, from the shared M0
     seed1 = runs.parent / "smoke-seed1"
     assert (seed1 / "m0").is_symlink() and (seed1 / "m0").resolve() == (runs / "m0").resolve()

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         known = QUALITY_CONFIGS | {k: v for k, v in TRAIN_CONFIGS.items() if "loop" not in v}  # M0s, not the plain loop
         if set(args.only or []) - set(known):
             ap.error(f"train-quality: unknown configuration(s) {sorted(set(args.only) - set(known))}; valid: {sorted(known)}")
-        result = m0_quality(args.profile, args.root, {k: known[k] for k in args.only} if args.only else None)
+        ref = next(iter(QUALITY_CONFIGS))  # every candidate is checked against the reference, which comes first
+        chosen = {ref: QUALITY_CONFIGS[ref]} | {k: known[k] for k in args.only} if args.only else None
+        result = m0_quality(args.profile, args.root, chosen)
     elif args.which == "grpo":
         from hsir.bench.grpo import grpo_bench
 
