@@ -130,6 +130,12 @@ def samples_per_query(method: Method, K: int, T: int) -> int:
     return {"greedy": 1, "budget": K * T, "guideline": K * T}.get(method.sampling, K)
 
 
+def sampling_key(method: Method, K: int, T: int) -> str:
+    """What a method's samples are cached under (with their count): RFT's budget of K×T samples is M0's plain K
+    samples when T = 1 (the same prompts, count and seeds), so it shares them instead of drawing them again."""
+    return "K" if method.sampling == "budget" and samples_per_query(method, K, T) == K else method.sampling
+
+
 def get_method(name: str) -> Method:
     """The method called ``name``; an unknown name is an error listing the valid ones."""
     if name not in METHODS:

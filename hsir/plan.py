@@ -40,7 +40,7 @@ from hsir import config
 from hsir.analysis import subset_size
 from hsir.config import ROOT, DPOSettings, GRPOSettings, LoopConfig, SFTSettings, settings_from
 from hsir.data import where
-from hsir.methods import get_method, run_order, samples_per_query
+from hsir.methods import get_method, run_order, samples_per_query, sampling_key
 from hsir.seeds import seed_methods
 from hsir.tasks import get_task
 
@@ -158,7 +158,7 @@ class Planner:
             cell.add("grpo", rollouts * (P + length), model=True)
         elif m.self_generated:
             n = samples_per_query(m, cfg.K, cfg.T)
-            sampled = self.samples(cell, key, m.sampling, n)
+            sampled = self.samples(cell, key, sampling_key(m, cfg.K, cfg.T), n)
             groups.append((sampled * a.accuracy, self.L))
             if m.extra == "veriexit":
                 groups.append((self.veriexit(cell, key, sampled, cfg.step_test) * a.continuation_accuracy,

@@ -31,7 +31,7 @@ from hsir.completions import Prompt, SamplingConfig, greedy
 from hsir.config import LoopConfig, digest
 from hsir.generate import Engine
 from hsir.loopdata import Data
-from hsir.methods import Method, get_method, samples_per_query
+from hsir.methods import Method, get_method, samples_per_query, sampling_key
 from hsir.progress import bar
 from hsir.runs import ResumableJsonl, Run
 from hsir.tasks import Problem, Task
@@ -150,7 +150,7 @@ def sample_stage(method: Method, cfg: LoopConfig, data: Data, engine: Engine, sa
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         reqs = task_requests(task, data.unlabeled, tok) if method.sampling != "guideline" else guideline_requests(
             task, data.unlabeled, tok)
-    spec = common | {"sampling": method.sampling, "n": scfg.n, "temperature": scfg.temperature}
+    spec = common | {"sampling": sampling_key(method, cfg.K, cfg.T), "n": scfg.n, "temperature": scfg.temperature}
     rows = generate_rows(task, reqs, gen, scfg, generations_path(cfg, model_key, "samples", spec))
     report = {"sampled": len(rows), "sample_correct": sum(r["correct"] for r in rows),
               "sample_tokens": sum(r["n_tokens"] for r in rows)}

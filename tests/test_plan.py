@@ -139,3 +139,15 @@ def test_histograms_on_the_first_queries_cost_that_many():
     pl = Planner(CFG, A)
     cells = planmod.notebook_cells(pl, "01", {"K_hist": 10, "hist_queries": 20}, "sample_model(")
     assert cells[1].tokens["generate"] == 3 * 20 * 10 * 500  # base, the quarter M0 and M0: 20 queries × 10 × 500
+
+
+def test_rft_at_one_round_shares_m0s_samples():
+    from dataclasses import replace
+
+    pl = Planner(replace(CFG, T=1), A)
+    pl.round_cell("02", "ReST-EM", 1)
+    rft = pl.round_cell("02", "RFT", 1)  # K × T = K samples, the same prompts and seeds: ReST-EM's
+    assert rft.tokens.get("generate", 0) == 0 and rft.shared == ["02 ReST-EM t=1"]
+    two = Planner(CFG, A)  # T = 2: RFT's budget is 2K samples, its own
+    two.round_cell("02", "ReST-EM", 1)
+    assert two.round_cell("02", "RFT", 1).tokens["generate"] == 100 * 8 * 500

@@ -113,6 +113,10 @@ def test_methods_share_m0_samples_and_a_rerun_redoes_nothing(tmp_path, scripted)
     a = read_jsonl(tmp_path / "methods" / "ReST-EM" / "iter_1" / "samples.jsonl")
     b = read_jsonl(tmp_path / "methods" / "InDiv-only" / "iter_1" / "samples.jsonl")
     assert a == b
+    calls = sum(len(g.calls) for g in scripted)
+    run_method("RFT", cfg, log=lambda _: None)  # at T = 1 its budget of K × T samples is M0's K samples
+    assert sum(len(g.calls) for g in scripted) - calls == 1
+    assert read_jsonl(tmp_path / "methods" / "RFT" / "iter_1" / "samples.jsonl") == a
     # ReST-EM keeps all correct samples; nothing is filtered
     sel = read_json(tmp_path / "methods" / "ReST-EM" / "iter_1" / "selection.json")
     assert sel["kept"] == sel["candidates"] == cfg.n_unlabeled
