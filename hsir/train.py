@@ -93,10 +93,15 @@ def score_completion_tokens_only() -> None:
     tu._use_triton = compact
 
 
+CPU_PACKED_ROWS = 2  # padding-free rows packed into one pass on a CPU (README, Training speed: +5-18%, same M0)
+
+
 def micro_batch(s: SFTSettings, gpu: bool) -> int:
-    """Rows per forward pass: ``micro_batch_size``, else one row on a CPU and the whole batch on a GPU (where
-    ``_fit`` sets ``micro_batch_size`` from the memory plan, ``gpu_pass_plan``, before anything reads it)."""
-    micro = s.micro_batch_size or (s.batch_size if gpu else 1)
+    """Rows per forward pass: ``micro_batch_size``, else on a CPU two padding-free rows packed in a pass (one row
+    where the rows are padded, DPO's pairs, or the batch is odd) and on a GPU the whole batch (where ``_fit`` sets
+    ``micro_batch_size`` from the memory plan, ``gpu_pass_plan``, before anything reads it)."""
+    packed = CPU_PACKED_ROWS if s.padding_free and s.batch_size % CPU_PACKED_ROWS == 0 else 1
+    micro = s.micro_batch_size or (s.batch_size if gpu else packed)
     if micro < 1 or s.batch_size % micro:
         raise ValueError(f"micro_batch_size={micro} must divide batch_size={s.batch_size}")
     return micro

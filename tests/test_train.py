@@ -293,3 +293,15 @@ def test_a_dpo_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_cpu_packs_two_padding_free_rows_a_pass_by_default():
+    from hsir.config import DPOSettings
+    from hsir.train import micro_batch
+
+    assert micro_batch(SFTSettings(batch_size=8), gpu=False) == 2  # the CPU default (README, Training speed)
+    assert micro_batch(SFTSettings(batch_size=8, micro_batch_size=1), gpu=False) == 1
+    assert micro_batch(SFTSettings(batch_size=3), gpu=False) == 1  # an odd batch: one row a pass
+    assert micro_batch(SFTSettings(batch_size=8, padding_free=False), gpu=False) == 1  # padded rows
+    assert micro_batch(DPOSettings(batch_size=8), gpu=False) == 1  # DPO's pairs are padded
+    assert micro_batch(SFTSettings(batch_size=8), gpu=True) == 8

@@ -46,7 +46,9 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     # no attention across rows): larger matrix products against attention over the packed length
     "default-packed2": {"padding_free": True, "micro_batch_size": 2},
     "default-packed4": {"padding_free": True, "micro_batch_size": 4},
-    # one row a pass on a CPU; bf16 weights with fp32 masters where bf16 is native; eager attention where it fits
+    "default-one-row": {"micro_batch_size": 1},  # the CPU default before two rows were packed (2026-11-30)
+    # two padding-free rows packed a pass on a CPU (hsir.train.CPU_PACKED_ROWS); bf16 weights with fp32 masters where
+    # bf16 is native; eager attention where it fits
     "default": {},
 }
 
