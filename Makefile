@@ -30,8 +30,10 @@ setup: $(VENV)/.installed data
 data: $(VENV)/.installed
 	$(PY) -m hsir.data fetch --profile $(PROFILE)
 
+# SEEDS: other seeds for the claim rows (hsir.seeds), e.g. `make reproduce SEEDS="1 2"` after a finished run
+SEEDS ?=
 reproduce: setup
-	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE)
+	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE) $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
 
 quickstart: setup
 	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE) --only 00_quickstart

@@ -70,11 +70,12 @@ class _Console:
 
 
 def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None,
-        echo=print) -> list[Path]:
+        echo=print, seeds: list[int] | None = None) -> list[Path]:
     """Execute the profile's notebooks in order. The console shows which notebook runs, the kit's progress lines
     inside it, and a summary; the kernels' whole output and the libraries' INFO logs go to ``<root>/logs/``.
     ``out_root`` (default ``runs_dir(profile)``) holds only these; the notebooks' own artifacts and figures follow
-    ``$HSIR_RUNS_DIR`` and ``$HSIR_FIGURES_DIR``."""
+    ``$HSIR_RUNS_DIR`` and ``$HSIR_FIGURES_DIR``. ``seeds``: the other seeds every notebook with a ``seeds``
+    parameter runs its claim rows on (``hsir.seeds``), in place of its yaml's."""
     import papermill as pm
 
     root = Path(out_root) if out_root else runs_dir(profile)
@@ -96,6 +97,8 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             if not isinstance(params, dict):
                 raise SystemExit(f"{params_file}: expected a mapping of parameter names to values")
             params["profile"] = profile
+            if seeds is not None and takes_seeds(nb):
+                params["seeds"] = list(seeds)
             out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}.log"
             echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
             t0 = time.perf_counter()
@@ -131,11 +134,19 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 os.environ[k] = v
     summary(profile, times, out_dir, log_dir, echo)
     if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
-        path, attempts = figures_dir(profile) / "run.md", log_dir / ATTEMPTS
+        name = "run.md" if seeds is None else f"run-seeds-{'-'.join(map(str, seeds)) or 'none'}.md"
+        path, attempts = figures_dir(profile) / name, log_dir / ATTEMPTS
         write_text(path, run_record(profile, read_jsonl(attempts)))
         attempts.rename(log_dir / f"reproduce-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
         echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
+
+
+def takes_seeds(notebook: Path) -> bool:
+    """Whether a notebook's parameters cell declares ``seeds`` (the loop notebooks 01-05)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+    return any(line.startswith("seeds =") for line in src.splitlines())
 
 
 def _stop(signum, frame):
@@ -227,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
     ap.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00_quickstart")
+    ap.add_argument("--seeds", nargs="*", type=int, metavar="N",
+                    help="other seeds for the claim rows of the loop notebooks (01-05), in place of the profile's, "
+                         "e.g. --seeds 1 2 after a finished run: the first seed's work is reused (hsir.seeds)")
     ap.add_argument("--count-library-output", metavar="NOTEBOOK",
                     help="print the library output lines an executed notebook shows, and their count; run nothing")
     args = ap.parse_args(argv)
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     import papermill as pm
 
     try:
-        run(args.profile, args.only)
+        run(args.profile, args.only, seeds=args.seeds)
     except pm.PapermillExecutionError:
         return 1  # the failing notebook, cell, error and where the traceback is were printed above
     return 0

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 
 from hsir.traces import format_trace, split_steps
 
-SIZES = {"seed": 400, "unlabeled": 2000, "test": 500, "validation": 500, "ood": 500}
+# test grew from 500 to 1,000 (issue 26: the embedded profile evaluates 512): its first 500 questions are as before,
+# and validation, which skips the first RESERVED_TEST test questions, did not change
+SIZES = {"seed": 400, "unlabeled": 2000, "test": 1000, "validation": 500, "ood": 500}
 # Difficulty mix per split: weights of 1..MAX_OPS operations, None for uniform. A split in DRAWN_LIKE draws with
 # another split's mix, so the validation split follows the test split wherever the test mix is set.
 MIX: dict[str, tuple[float, ...] | None] = {"seed": None, "unlabeled": None, "test": None, "ood": None}

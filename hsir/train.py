@@ -100,8 +100,10 @@ def micro_batch(s: SFTSettings, gpu: bool) -> int:
     """Rows per forward pass: ``micro_batch_size``, else on a CPU two padding-free rows packed in a pass (one row
     where the rows are padded, DPO's pairs, or the batch is odd) and on a GPU the whole batch (where ``_fit`` sets
     ``micro_batch_size`` from the memory plan, ``gpu_pass_plan``, before anything reads it)."""
-    packed = CPU_PACKED_ROWS if s.padding_free and s.batch_size % CPU_PACKED_ROWS == 0 else 1
-    micro = s.micro_batch_size or (s.batch_size if gpu else packed)
+    if s.micro_batch_size or gpu:
+        micro = s.micro_batch_size or s.batch_size
+    else:
+        micro = CPU_PACKED_ROWS if s.padding_free and s.batch_size % CPU_PACKED_ROWS == 0 else 1
     if micro < 1 or s.batch_size % micro:
         raise ValueError(f"micro_batch_size={micro} must divide batch_size={s.batch_size}")
     return micro

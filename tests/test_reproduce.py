@@ -139,3 +139,8 @@ def test_run_record_sums_a_killed_and_resumed_notebook():
     assert "| 01_preliminary_analysis | 15m00s | 900 | 2 | finished |" in text
     assert "Total **18m30s** (0.31 h)" in text  # 150 + 900 + 60 seconds
     assert "not finished: 02_hsir_sft" in text and "commits a, b" in text and "AMD EPYC" in text
+
+
+def test_only_the_loop_notebooks_take_seeds():
+    takes = {nb.stem for nb in (ROOT / "notebooks").glob("*.ipynb") if reproduce.takes_seeds(nb)}
+    assert takes == {"01_preliminary_analysis", "02_hsir_sft", "03_hsir_dpo", "04_h_grpo", "05_ablations"}

@@ -130,3 +130,12 @@ def test_adding_the_ood_split_left_the_other_splits_unchanged():
 
     before = {"seed": "c3f6644f1016", "unlabeled": "ca6d814737d5", "test": "451c7498da15", "validation": "c6696b30a70d"}
     assert {s: digest(list(synthetic.rows(s))) for s in before} == before
+
+
+def test_the_grown_test_split_keeps_its_first_500_questions():
+    grown = list(synthetic.rows("test"))
+    assert len(grown) == synthetic.SIZES["test"] >= 512  # the embedded profile's n_test
+    assert grown[:500] == list(synthetic.rows("test", n=500))  # the runs evaluated on 500 or fewer still compare
+    assert grown[499]["question"] == ("Omar starts the day with 25 beads. The number of beads grows 2-fold. A friend "
+                                      "gives Omar 10 more beads. A friend gives Omar 20 more beads. How many beads "
+                                      "does Omar end up with?")  # the stream's 500th, as before it grew
