@@ -267,12 +267,17 @@ def measured(cfg: LoopConfig, a: Assumptions) -> tuple[Assumptions, str, int | N
     return replace(a, prompt_tokens=round(prompt, 1), seed_trace_tokens=round(trace, 1)), note, n
 
 
-def plan(profile: str, assumptions: Assumptions | None = None, overrides: dict | None = None, measure: bool = True) -> Planner:
-    """The profile's notebooks, cell by cell; ``measure``: prompt and seed-trace tokens from the seed split."""
+def plan(profile: str, assumptions: Assumptions | None = None, overrides: dict | None = None, measure: bool = True,
+         seeds: list[int] | None = None) -> Planner:
+    """The profile's notebooks, cell by cell; ``measure``: prompt and seed-trace tokens from the seed split;
+    ``seeds``: the other seeds of the loop notebooks' claim rows, in place of their yaml's (``make reproduce SEEDS``)."""
     cfg, a = config.load_config(profile, overrides), assumptions or Assumptions()
     a, note, rows = measured(cfg, a) if measure else (a, "prompt and seed-trace tokens as given", None)
     pl = Planner(cfg, a, note, rows)
-    pl.cells = {nb: notebook_cells(pl, nb, params, code) for nb, (params, code) in notebook_params(profile).items()}
+    nbs = notebook_params(profile)
+    if seeds is not None:
+        nbs = {nb: (p | {"seeds": list(seeds)} if "seeds" in p else p, code) for nb, (p, code) in nbs.items()}
+    pl.cells = {nb: notebook_cells(pl, nb, params, code) for nb, (params, code) in nbs.items()}
     return pl
 
 
@@ -366,12 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench", help="a paper-shape bench JSON (the fields in this module's docstring)")
     ap.add_argument("--assume", nargs="*", default=[], metavar="NAME=VALUE", help="set an Assumptions field")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override a loop setting")
+    ap.add_argument("--seeds", nargs="*", type=int, metavar="N", help="other seeds of the claim rows (hsir.seeds)")
     args = ap.parse_args(argv)
     assume, known = config.parse_sets(args.assume), {f.name for f in fields(Assumptions)}
     if set(assume) - known:
         ap.error(f"unknown assumption(s) {sorted(set(assume) - known)}; valid: {sorted(known)}")
     p = plan(args.profile, replace(Assumptions(), **assume), config.parse_sets(args.set),
-             measure=not {"prompt_tokens", "seed_trace_tokens"} & set(assume))
+             measure=not {"prompt_tokens", "seed_trace_tokens"} & set(assume), seeds=args.seeds)
     path = Path(args.bench) if args.bench else ROOT / "bench" / f"paper-shape-{args.gpu.lower()}.json" if args.gpu else None
     if path and path.exists():
         try:

@@ -151,3 +151,11 @@ def test_rft_at_one_round_shares_m0s_samples():
     two = Planner(CFG, A)  # T = 2: RFT's budget is 2K samples, its own
     two.round_cell("02", "ReST-EM", 1)
     assert two.round_cell("02", "RFT", 1).tokens["generate"] == 100 * 8 * 500
+
+
+def test_the_plans_seeds_run_the_claim_rows_of_the_loop_notebooks_again():
+    one, three = planmod.plan("embedded", A, measure=False), planmod.plan("embedded", A, measure=False, seeds=[1, 2])
+    extra = {c.name for cs in three.cells.values() for c in cs} - {c.name for cs in one.cells.values() for c in cs}
+    assert "HSIR-SFT t=1 seed 2" in extra and "select-random t=1 seed 1" in extra
+    assert not any(n.startswith(("SFT-Oracle", "RFT", "ReGenesis", "GRPO+")) for n in extra)  # not claim rows
+    assert three.total(["sft"]) > one.total(["sft"])
