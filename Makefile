@@ -31,7 +31,7 @@ data: $(VENV)/.installed
 	$(PY) -m hsir.data fetch --profile $(PROFILE)
 
 # SEEDS: other seeds for the claim rows (hsir.seeds), e.g. `make reproduce SEEDS="1 2"` after a finished run
-SEEDS ?=
+SEEDS =
 reproduce: setup
 	$(OFFLINE) $(PY) -m hsir.reproduce --profile $(PROFILE) $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
 

@@ -102,8 +102,9 @@ class SFTSettings:
     batch_size: int = 8  # rows per optimizer step, per process
     grad_accum: int = 1
     # Rows per forward pass; the step still averages over batch_size rows (accumulated), so the update is the
-    # same. None: on a GPU the rows that fit its free memory (hsir.train.gpu_pass_plan, hsir.memory); 1 on a CPU,
-    # where one row at a time was the fastest and smallest
+    # same. None: on a GPU the rows that fit its free memory (hsir.train.gpu_pass_plan, hsir.memory); on a CPU two
+    # padding-free rows packed a pass (hsir.train.CPU_PACKED_ROWS, +5-18% on AVX512-BF16), one for padded rows; one
+    # row at a time was the fastest and smallest on AVX2
     # (``python -m hsir.bench train``, bench/train.json, 2-core AVX2: 52.8 real tokens/s and 3.9 GiB against
     # 32.5 tokens/s and 11.5 GiB for padded batches of 8).
     micro_batch_size: int | None = None

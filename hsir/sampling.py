@@ -22,6 +22,7 @@ alike share its samples.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from hsir.generate import Engine
 from hsir.loopdata import Data
 from hsir.methods import Method, get_method, samples_per_query, sampling_key
 from hsir.progress import bar
-from hsir.runs import ResumableJsonl, Run
+from hsir.runs import ResumableJsonl, Run, read_json, write_json
 from hsir.tasks import Problem, Task
 from hsir.traces import EXIT_PROMPT
 from hsir.train import build_m0
@@ -124,8 +125,32 @@ GUIDELINE = ("Before answering, identify what the question asks, list the given 
              "them out one at a time, and check that the result answers the question.")
 
 
+REPORTS = ("sft.json", "dpo.json", "grpo.json")  # a trained model's report, which tells one training from another
+
+
+def model_report(cfg: LoopConfig, model_key: str) -> Path | None:
+    """The training report of the model behind ``model_key`` (``m0``, ``m0-quarter``, ``<method>/iter_<t>``);
+    None for the base model or a model not trained yet."""
+    for folder in (cfg.run_root / model_key, cfg.run_root / "methods" / model_key / "model"):
+        for name in REPORTS:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
 def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> Path:
-    return cfg.run_root / "generations" / model_key / f"{kind}-{digest(spec)}.jsonl"
+    """Where a generation of ``model_key`` under ``spec`` is cached. The folder records which trained model it
+    holds (``model.json``: its report's digest); once that model is retrained (an M0 deleted and built again),
+    the folder is refused, naming it, instead of serving the old model's samples as the new one's."""
+    folder = cfg.run_root / "generations" / model_key
+    if (report := model_report(cfg, model_key)) is not None:
+        made, record = hashlib.sha256(report.read_bytes()).hexdigest()[:16], folder / "model.json"
+        if record.exists() and (got := read_json(record)["report"]) != made:
+            raise RuntimeError(f"{folder} holds generations of the {model_key} whose report had digest {got}; {report} "
+                               f"is now {made} (retrained). Delete {folder} to sample the new one.")
+        if not record.exists():
+            write_json(record, {"report": made, "from": str(report)})
+    return folder / f"{kind}-{digest(spec)}.jsonl"
 
 
 def sampling_spec(cfg: LoopConfig, data: Data) -> dict:

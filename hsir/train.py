@@ -103,7 +103,8 @@ def micro_batch(s: SFTSettings, gpu: bool) -> int:
     if s.micro_batch_size or gpu:
         micro = s.micro_batch_size or s.batch_size
     else:
-        micro = CPU_PACKED_ROWS if s.padding_free and s.batch_size % CPU_PACKED_ROWS == 0 else 1
+        packs = s.padding_free and not isinstance(s, DPOSettings)  # DPO's pairs are padded, whatever it says
+        micro = CPU_PACKED_ROWS if packs and s.batch_size % CPU_PACKED_ROWS == 0 else 1
     if micro < 1 or s.batch_size % micro:
         raise ValueError(f"micro_batch_size={micro} must divide batch_size={s.batch_size}")
     return micro

@@ -336,3 +336,18 @@ def test_sample_model_samples_the_first_n_queries_under_their_own_key(tmp_path, 
     assert some_path != every_path  # a histogram on fewer queries never reads the loop's cached samples
     with pytest.raises(ValueError, match="n_queries"):
         sampling.sample_model(cfg, data, engine, "m", "m0", 4, n_queries=0)
+
+
+def test_cached_generations_of_a_retrained_model_are_refused(tmp_path):
+    from hsir.sampling import generations_path
+
+    cfg = LoopConfig(root=str(tmp_path))
+    (tmp_path / "m0").mkdir()
+    (tmp_path / "m0" / "sft.json").write_text('{"seconds": 1}')
+    path = generations_path(cfg, "m0", "samples", {"n": 8})
+    assert path.parent == tmp_path / "generations" / "m0" and (path.parent / "model.json").exists()
+    assert generations_path(cfg, "m0", "samples", {"n": 8}) == path  # the same M0: the same cache
+    (tmp_path / "m0" / "sft.json").write_text('{"seconds": 2}')  # M0 deleted and trained again
+    with pytest.raises(RuntimeError, match="retrained"):
+        generations_path(cfg, "m0", "samples", {"n": 8})
+    assert generations_path(cfg, "base", "samples", {"n": 8}).parent.name == "base"  # the base model has no report

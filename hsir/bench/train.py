@@ -26,6 +26,7 @@ from hsir.bench.common import TreeMemory, machine, matmul_flops
 from hsir.tasks import get_task
 
 BEFORE = {"weights": "fp32", "attn_implementation": None}  # the kit's passes before the compute issue (23)
+ONE_ROW = {"micro_batch_size": 1}  # the CPU default before two padding-free rows were packed a pass
 TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is the kit's CPU default
     # a plain PyTorch loop of the same model on the same rows: fp32 weights with bf16 autocast where native, SDPA,
     # fused AdamW, one row a pass, every position through the LM head, gradients clipped (hsir.bench.train.plain_loop)
@@ -35,18 +36,20 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     # the same 8 rows per optimizer step in micro-batches (accumulated): activations shrink with the micro-batch
     "padding-free-micro4": {"padding_free": True, "micro_batch_size": 4, **BEFORE},
     "padding-free-micro2": {"padding_free": True, "micro_batch_size": 2, **BEFORE},
-    "fp32-weights-sdpa": BEFORE,  # the default before issue 23: one row a pass, fp32 weights, bf16 autocast, SDPA
-    "fp32-weights": {"weights": "fp32"},  # eager attention alone (attn_implementation: auto)
-    "default-sdpa": {"attn_implementation": None},  # bf16 weights with fp32 masters alone
+    # the default before issue 23: one row a pass, fp32 weights, bf16 autocast, SDPA. This and the next four keep one
+    # row a pass, as the default did when they were set: each is one change from default-one-row
+    "fp32-weights-sdpa": BEFORE | ONE_ROW,
+    "fp32-weights": {"weights": "fp32", **ONE_ROW},  # eager attention alone (attn_implementation: auto)
+    "default-sdpa": {"attn_implementation": None, **ONE_ROW},  # bf16 weights with fp32 masters alone
     # the default's passes with TRL's own CPU path of the fused LM head: every position scored, prompt included
-    "default-all-positions": {"lm_head": "all-positions"},
+    "default-all-positions": {"lm_head": "all-positions", **ONE_ROW},
     # everything fp32 where the default is bf16 (AMX or AVX512-BF16 CPUs); skipped elsewhere
-    "default-fp32": {"bf16": False},
+    "default-fp32": {"bf16": False, **ONE_ROW},
     # the default's precision and attention with two or four rows packed into a pass (positions restarting per row,
     # no attention across rows): larger matrix products against attention over the packed length
     "default-packed2": {"padding_free": True, "micro_batch_size": 2},
     "default-packed4": {"padding_free": True, "micro_batch_size": 4},
-    "default-one-row": {"micro_batch_size": 1},  # the CPU default before two rows were packed (2026-11-30)
+    "default-one-row": ONE_ROW,  # the CPU default before two rows were packed (2026-11-30)
     # two padding-free rows packed a pass on a CPU (hsir.train.CPU_PACKED_ROWS); bf16 weights with fp32 masters where
     # bf16 is native; eager attention where it fits
     "default": {},
@@ -193,7 +196,7 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-QUALITY_CONFIGS = {"fp32-weights-sdpa": BEFORE, "default": {}}  # the reference first
+QUALITY_CONFIGS = {"fp32-weights-sdpa": BEFORE | ONE_ROW, "default": {}}  # the reference first
 
 
 def m0_quality(profile: str = "embedded", root: str | None = None, configs: dict | None = None) -> dict:
