@@ -113,13 +113,17 @@ class Planner:
     def once(self, cell: Cell, key: tuple, stage: str, n: float, model: bool = False, quiet: bool = False) -> float:
         """Charge ``n`` tokens to ``cell`` unless an earlier cell paid for ``key``; returns ``n`` either way. Work is
         per seed (each seed samples and trains its own), except training M0, which the seeds share (hsir.seeds)."""
-        key = key if key[0] == "train" else (self.seed, *key)
+        key = self.keyed(key)
         if key not in self.paid:
             self.paid[key] = f"{cell.notebook[:2]} {cell.name}"
             cell.add(stage, n, model)
         elif not quiet and self.paid[key] not in cell.shared:
             cell.shared.append(self.paid[key])
         return n
+
+    def keyed(self, key: tuple) -> tuple:
+        """``key`` for the seed being planned: work is per seed, except training M0, which the seeds share."""
+        return key if key[0] == "train" else (self.seed, *key)
 
     def m0(self, cell: Cell, name: str = "m0", rows: int | None = None) -> None:
         """M0 (SFT-Initial) on D_s, or the weaker one on a share of it: built once, for every notebook."""
@@ -144,9 +148,10 @@ class Planner:
         """Round t of method ``name``: sampling, extra sampling, scoring, training, evaluation."""
         m, cfg, a, P = get_method(name), self.cfg, self.a, self.a.prompt_tokens
         cell = Cell(notebook, f"{name} t={t}" + (f" seed {self.seed}" if self.seed != cfg.seed else ""))
-        if (self.seed, "round", name, t) in self.paid:  # the method's folder already holds this round
-            return replace(cell, shared=[self.paid[(self.seed, "round", name, t)]])
-        self.paid[(self.seed, "round", name, t)] = f"{notebook[:2]} {cell.name}"
+        key_r = self.keyed(("round", name, t))
+        if key_r in self.paid:  # the method's folder already holds this round
+            return replace(cell, shared=[self.paid[key_r]])
+        self.paid[key_r] = f"{notebook[:2]} {cell.name}"
         self.m0(cell)
         key = "m0" if t == 1 else f"{name}/iter_{t - 1}"
         groups: list[tuple[float, float]] = []  # (candidates, mean length) that may be kept
@@ -192,17 +197,22 @@ class Planner:
         cell.add("dpo", d.epochs * sum(c * self.a.failed_queries * pair(ln) for c, ln in groups), model=True)
 
 
+def notebook_parameters(notebook: Path) -> tuple[dict, str]:
+    """A notebook's parameters (papermill's ``parameters`` cell: name -> its default) and all its code."""
+    cells = json.loads(notebook.read_text())["cells"]
+    src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+    params = {n.targets[0].id: literal(n.value) for n in ast.parse(src).body
+              if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)}
+    return params, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 def notebook_params(profile: str) -> dict[str, tuple[dict, str]]:
     """Each notebook of the profile: its parameters (its defaults under the profile's yaml) and its code."""
     out = {}
     for yml in sorted((ROOT / "params" / profile).glob("*.yaml")):
         if not (nb := ROOT / "notebooks" / f"{yml.stem}.ipynb").exists():
             continue
-        cells = json.loads(nb.read_text())["cells"]
-        src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
-        params = {n.targets[0].id: literal(n.value) for n in ast.parse(src).body
-                  if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)}
-        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        params, code = notebook_parameters(nb)
         out[nb.stem] = (params | (yaml.safe_load(yml.read_text()) or {}), code)
     return out
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from hsir.config import ROOT, figures_dir, runs_dir
+from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
 from hsir.runs import commit, read_jsonl, write_text
@@ -144,9 +145,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
 
 def takes_seeds(notebook: Path) -> bool:
     """Whether a notebook's parameters cell declares ``seeds`` (the loop notebooks 01-05)."""
-    cells = json.loads(notebook.read_text())["cells"]
-    src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
-    return any(line.startswith("seeds =") for line in src.splitlines())
+    return "seeds" in notebook_parameters(notebook)[0]
 
 
 def _stop(signum, frame):
@@ -180,8 +179,9 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> s
     per: dict[str, list[dict]] = {}
     for a in attempts:
         per.setdefault(a["notebook"], []).append(a)
-    rows = [{"notebook": nb, "time": clock(sum(a["seconds"] for a in tries)), "seconds": round(sum(a["seconds"] for a in tries)),
-             "attempts": len(tries), "last outcome": tries[-1]["outcome"]} for nb, tries in sorted(per.items())]
+    seconds = {nb: sum(a["seconds"] for a in tries) for nb, tries in per.items()}
+    rows = [{"notebook": nb, "time": clock(seconds[nb]), "seconds": round(seconds[nb]), "attempts": len(tries),
+             "last outcome": tries[-1]["outcome"]} for nb, tries in sorted(per.items())]
     total = sum(r["seconds"] for r in rows)
     unfinished = [r["notebook"] for r in rows if r["last outcome"] != "finished"]
     commits = sorted({a["commit"] for a in attempts})

@@ -8,6 +8,7 @@ the tokens generated and the seconds of each stage, so that compute can be compa
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -16,6 +17,11 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+
+
+def file_digest(path: str | Path) -> str:
+    """A short hash of a file's bytes: which trained model a report (``sft.json``, ...) belongs to."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -22,7 +22,6 @@ alike share its samples.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ from hsir.generate import Engine
 from hsir.loopdata import Data
 from hsir.methods import Method, get_method, samples_per_query, sampling_key
 from hsir.progress import bar
-from hsir.runs import ResumableJsonl, Run, read_json, write_json
+from hsir.runs import ResumableJsonl, Run, file_digest, read_json, write_json
 from hsir.tasks import Problem, Task
 from hsir.traces import EXIT_PROMPT
 from hsir.train import build_m0
@@ -144,7 +143,7 @@ def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> 
     the folder is refused, naming it, instead of serving the old model's samples as the new one's."""
     folder = cfg.run_root / "generations" / model_key
     if (report := model_report(cfg, model_key)) is not None:
-        made, record = hashlib.sha256(report.read_bytes()).hexdigest()[:16], folder / "model.json"
+        made, record = file_digest(report), folder / "model.json"
         if record.exists() and (got := read_json(record)["report"]) != made:
             raise RuntimeError(f"{folder} holds generations of the {model_key} whose report had digest {got}; {report} "
                                f"is now {made} (retrained). Delete {folder} to sample the new one.")

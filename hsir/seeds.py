@@ -13,7 +13,6 @@ the claims compare (``hsir.claims.claim_methods``) run on the seeds after the fi
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from hsir.claims import claim_methods
 from hsir.config import LoopConfig
-from hsir.runs import read_json, write_json
+from hsir.runs import file_digest, read_json, write_json
 
 # what every seed's root links to the first seed's. SFT-Initial is never a claim row, so a seed never runs it (its
 # run.json, seed 0's, would refuse another seed) and nothing writes through the link.
@@ -56,7 +55,7 @@ def seed_roots(cfg: LoopConfig, seeds: Sequence[int] = ()) -> dict[int, Path]:
 
 def m0_digest(root: Path) -> str:
     """Which M0 a root holds: the digest of its training report (``m0/sft.json``: settings, rows, losses, time)."""
-    return hashlib.sha256((root / "m0" / "sft.json").read_bytes()).hexdigest()[:16]
+    return file_digest(root / "m0" / "sft.json")
 
 
 def share_m0(cfg: LoopConfig, seed_cfg: LoopConfig) -> list[Path]:

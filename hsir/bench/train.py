@@ -196,7 +196,7 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-QUALITY_CONFIGS = {"fp32-weights-sdpa": BEFORE | ONE_ROW, "default": {}}  # the reference first
+QUALITY_CONFIGS = {k: TRAIN_CONFIGS[k] for k in ("fp32-weights-sdpa", "default")}  # the reference first
 
 
 def m0_quality(profile: str = "embedded", root: str | None = None, configs: dict | None = None) -> dict:
