@@ -157,6 +157,7 @@ class DPOSettings(SFTSettings):
 
 GRPO_ROLLOUTS = ("auto", "transformers", "vllm-colocate", "vllm-server", "engine")
 GRPO_DTYPES = ("fp32", "bf16")
+GRPO_PROMPTS = ("all", "learnable")
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,10 @@ class GRPOSettings:
     rollouts: str = "auto"  # auto | transformers | vllm-colocate | vllm-server | engine
     vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: the GPU share vLLM may take
     vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
+    # which D_u queries are prompts: "all", or "learnable": those where M0's K loop samples were neither all wrong nor
+    # all right (hsir.grpo.learnable_problems), so that a group of G rollouts can have an advantage at all. The same
+    # set for every GRPO row, whatever it starts from (M0's samples, shared with the SFT rows' sampling).
+    prompts: str = "all"
 
     def __post_init__(self):
         for name in ("steps", "prompts_per_step", "prompts_per_micro_batch", "save_every"):
@@ -207,6 +212,8 @@ class GRPOSettings:
                              f"prompts_per_micro_batch ({self.prompts_per_micro_batch})")
         if self.rollouts not in GRPO_ROLLOUTS:
             raise ValueError(f"grpo: rollouts {self.rollouts!r} unknown; valid: {list(GRPO_ROLLOUTS)}")
+        if self.prompts not in GRPO_PROMPTS:
+            raise ValueError(f"grpo: prompts {self.prompts!r} unknown; valid: {list(GRPO_PROMPTS)}")
         if self.dtype not in GRPO_DTYPES:
             raise ValueError(f"grpo: dtype {self.dtype!r} unknown; valid: {list(GRPO_DTYPES)}")
         if self.weights not in WEIGHTS:

@@ -159,6 +159,17 @@ def grpo_dataset(task: Task, problems: Sequence[Problem]) -> list[dict]:
     return rows
 
 
+def learnable_problems(problems: Sequence[Problem], samples: Sequence[dict]) -> list[Problem]:
+    """The problems whose ``samples`` (rows with ``qid`` and ``correct``: M0's K samples of the loop) hold both a
+    correct and an incorrect solution, in ``problems``' order. GRPO's advantage is a reward minus its group's mean:
+    a prompt the start model always fails (or always solves) gives G equal rewards and no gradient, and a model
+    that solves 5% of D_u spends most steps on such prompts (README, pilot 5)."""
+    right: dict[str, set[bool]] = {}
+    for r in samples:
+        right.setdefault(str(r["qid"]), set()).add(bool(r["correct"]))
+    return [p for p in problems if right.get(str(p.qid)) == {True, False}]
+
+
 def build_rewards(method, cfg, settings: GRPOSettings, task: Task, model, tokenizer) -> tuple[list, list[float]]:
     """The reward objects of ``method.rewards`` (TRL's ``reward_funcs``) and their weights (``reward_weights``);
     the InDiv reward holds ``model`` (the policy handed to the trainer) and the profile's InDiv variant."""

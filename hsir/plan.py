@@ -159,6 +159,8 @@ class Planner:
             g = settings_from(GRPOSettings, cfg.grpo, "grpo")
             length = a.rollout_fraction * (g.max_completion_length or cfg.max_new_tokens)
             rollouts, cell.grpo_steps = g.steps * g.prompts_per_step * g.num_generations, g.steps
+            if g.prompts == "learnable":  # the prompts are chosen from M0's K samples (shared with the SFT rows')
+                self.samples(cell, "m0", "K", cfg.K)
             cell.add("rollout", rollouts * length)
             cell.add("grpo", rollouts * (P + length), model=True)
         elif m.self_generated:

@@ -91,6 +91,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     pairs, done, times = notebooks_for(profile, only), [], []
     whole = not only  # only a run of the whole profile is timed in reproduce.jsonl and run.md
     timed = log_dir if whole else None
+    finished = finished_earlier(log_dir, seeds) if whole else set()
     old_term = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         for i, (nb, params_file) in enumerate(pairs, 1):
@@ -101,6 +102,11 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             if seeds is not None and takes_seeds(nb):
                 params["seeds"] = list(seeds)
             out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}.log"
+            if nb.stem in finished:
+                echo(f"[reproduce] {i}/{len(pairs)} {nb.name} finished in an earlier attempt of this run; skipped "
+                     f"({log_dir / ATTEMPTS})")
+                done.append(out)
+                continue
             echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
             t0 = time.perf_counter()
             with open(log_path, "w", encoding="utf-8") as log:
@@ -111,16 +117,16 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 except pm.PapermillExecutionError as e:
                     echo(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
                     echo(f"[reproduce] the executed notebook (with the traceback): {out}; its log: {log_path}")
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}")
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}", seeds)
                     raise
                 except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (below): its time still counts
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}")
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}", seeds)
                     raise
                 except Exception as e:  # the kernel died (memory), or papermill itself failed
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {type(e).__name__}")
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {type(e).__name__}", seeds)
                     raise
             seconds = time.perf_counter() - t0
-            log_attempt(timed, nb.stem, seconds, "finished")
+            log_attempt(timed, nb.stem, seconds, "finished", seeds)
             warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
             echo(f"[reproduce] {nb.name} done in {clock(seconds)}{warned}")
             done.append(out)
@@ -158,15 +164,28 @@ def _stop(signum, frame):
 ATTEMPTS = "reproduce.jsonl"
 
 
-def log_attempt(log_dir: Path | None, notebook: str, seconds: float, outcome: str) -> None:
+def log_attempt(log_dir: Path | None, notebook: str, seconds: float, outcome: str,
+                seeds: list[int] | None = None) -> None:
     """Append one notebook attempt to ``<log_dir>/reproduce.jsonl`` (None: a partial run, not timed): a run killed
-    and resumed keeps both attempts' time (a kill -9 leaves no line)."""
+    and resumed keeps both attempts' time (a kill -9 leaves no line). ``seeds``: the run's ``--seeds``."""
     if log_dir is None:
         return
     entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown"}
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown",
+             "seeds": None if seeds is None else list(seeds)}
     with open(log_dir / ATTEMPTS, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def finished_earlier(log_dir: Path, seeds: list[int] | None = None) -> set[str]:
+    """The notebooks an earlier attempt of this run (the open ``reproduce.jsonl``, same ``seeds``) finished: a
+    resumed ``make reproduce`` goes on from the first unfinished notebook instead of reopening every finished one
+    (a minute or more each, loading models to skip cached stages). ``--only`` reruns one on purpose."""
+    path = log_dir / ATTEMPTS
+    if not path.exists():
+        return set()
+    want = None if seeds is None else list(seeds)
+    return {a["notebook"] for a in read_jsonl(path) if a["outcome"] == "finished" and a.get("seeds") == want}
 
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> str:

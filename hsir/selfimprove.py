@@ -34,14 +34,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.config import DPOSettings, LoopConfig, SFTSettings, load_config, parse_sets, settings_from
 from hsir.evaluate import evaluate
 from hsir.generate import Engine, vllm_available
-from hsir.grpo import ledger_entry, train_grpo
+from hsir.grpo import grpo_settings, learnable_problems, ledger_entry, train_grpo
 from hsir.loopdata import Data, load_data
 from hsir.methods import METHODS, Method, get_method
 from hsir.models import atomic_dir, load_model
@@ -203,6 +203,13 @@ def _train_grpo(run, it, method, cfg, data, start, engine, log) -> dict:
     # the loop's engine serves the rollouts when the profile's backend is vLLM (rollouts: engine), else GRPO
     # starts what it needs itself
     shared = engine if cfg.backend == "vllm" or (cfg.backend == "auto" and vllm_available()) else None
+    if grpo_settings(cfg).prompts == "learnable":
+        data = replace(data, unlabeled=learnable_problems(data.unlabeled, sample_model(
+            cfg, data, engine, str(build_m0(cfg)), "m0", cfg.K)))
+        if not data.unlabeled:
+            raise RuntimeError(f"grpo: prompts 'learnable': no D_u query has both a right and a wrong one among M0's "
+                               f"K = {cfg.K} samples ({cfg.run_root / 'generations' / 'm0'}); use prompts: all")
+        log(f"{run.root.name} {it}: {len(data.unlabeled)} learnable prompts (M0 both right and wrong among K)")
     train_grpo(method, cfg, data, start, run.path(it, "model"), engine=shared)
     return ledger_entry(run.path(it, "model"))
 

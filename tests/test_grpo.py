@@ -15,6 +15,7 @@ from hsir.grpo import (
     grpo_dataset,
     grpo_report,
     grpo_settings,
+    learnable_problems,
     ledger_entry,
     phase_split,
     score_rows_unpadded,
@@ -198,6 +199,20 @@ def test_unknown_grpo_setting_fails_naming_it(tmp_path, monkeypatch):
         train_grpo(get_method("GRPO"), two, load_data(two), start_model(), tmp_path / "model")
     with pytest.raises(ValueError, match="prompts_per_micro_batch"):
         GRPOSettings(prompts_per_step=14, prompts_per_micro_batch=4)
+    with pytest.raises(ValueError, match="prompts 'hard' unknown"):
+        GRPOSettings(prompts="hard")
+
+
+def test_learnable_prompts_are_the_queries_m0_both_solves_and_fails():
+    from hsir.tasks import Problem
+
+    problems = [Problem(qid=q, question=f"q{q}", answer="1") for q in ("a", "b", "c", "d")]
+    samples = [{"qid": "a", "correct": False}, {"qid": "a", "correct": False},  # never solved: no advantage
+               {"qid": "b", "correct": True}, {"qid": "b", "correct": False},  # learnable
+               {"qid": "c", "correct": True}, {"qid": "c", "correct": True},  # always solved: no advantage
+               {"qid": "d", "correct": False}, {"qid": "d", "correct": True}]  # learnable
+    assert [p.qid for p in learnable_problems(problems, samples)] == ["b", "d"]
+    assert learnable_problems(problems[:1], samples) == []  # a query without samples is not learnable either
 
 
 def test_paper_batch_maps_onto_trl(tmp_path):
@@ -254,3 +269,29 @@ def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
     [row] = results_table(cfg, ["GRPO"], paper="5", tokens_vs="GRPO").to_dict("records")
     assert row["grpo steps"] == 1 and row["rollout tokens"] > 0 and row["tokens vs GRPO (%)"] == 0.0
     assert row["paper GSM8K (1.5B)"] == 73.08 and row["paper overall tokens"] == 974  # the paper's Table 5
+
+
+def test_learnable_prompts_train_on_m0s_mixed_queries_only(tmp_path, monkeypatch):
+    """``prompts: learnable``: the loop asks for M0's K samples and GRPO sees only the queries they both solve and
+    fail; none such is an error that names the setting, before any training."""
+    import hsir.selfimprove as loop
+
+    cfg = tiny_cfg(tmp_path, steps=1, prompts="learnable")
+    data = load_data(cfg)
+    first = data.unlabeled[0].qid
+    asked = []
+
+    def m0_samples(cfg_, data_, engine, model, key, K):
+        asked.append((key, K, model))
+        return [{"qid": first, "correct": True}, {"qid": first, "correct": False}]
+
+    monkeypatch.setattr(loop, "sample_model", m0_samples)
+    loop.run_method("GRPO", cfg)
+    assert asked == [("m0", cfg.K, str(cfg.run_root / "m0"))]
+    assert grpo_report(cfg.run_root / "methods" / "GRPO" / "iter_1" / "model")["prompts"] == 1
+
+    none = tiny_cfg(tmp_path / "none", steps=1, prompts="learnable")
+    monkeypatch.setattr(loop, "sample_model", lambda *a: [{"qid": first, "correct": False}])
+    with pytest.raises(RuntimeError, match="prompts 'learnable'.*use prompts: all"):
+        loop.run_method("GRPO", none)
+    assert not (none.run_root / "methods" / "GRPO" / "iter_1" / "model").exists()

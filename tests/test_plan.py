@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,10 @@ def test_sft_dpo_and_grpo_cells_by_hand():
     assert grpo.grpo_steps == 10
     assert grpo.tokens["rollout"] == 80 * 250 == 20_000
     assert grpo.tokens["grpo"] == 80 * 350 == 28_000
+    # learnable prompts: M0's K samples, which ReST-EM already paid for above; alone, GRPO pays for them
+    learn = Planner(replace(CFG, grpo=CFG.grpo | {"prompts": "learnable"}), A)
+    assert learn.round_cell("04", "GRPO", 1).tokens["generate"] == 400 * 500
+    assert learn.round_cell("04", "H-GRPO", 1).tokens.get("generate", 0) == 0  # the next GRPO row shares them
     # ReST-EM round 2 samples its own M_1: paid again
     assert pl.round_cell("02", "ReST-EM", 2).tokens["generate"] == 200_000
     # a method a later notebook reruns costs nothing there

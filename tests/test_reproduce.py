@@ -144,3 +144,33 @@ def test_run_record_sums_a_killed_and_resumed_notebook():
 def test_only_the_loop_notebooks_take_seeds():
     takes = {nb.stem for nb in (ROOT / "notebooks").glob("*.ipynb") if reproduce.takes_seeds(nb)}
     assert takes == {"01_preliminary_analysis", "02_hsir_sft", "03_hsir_dpo", "04_h_grpo", "05_ablations"}
+
+
+def test_a_resumed_run_skips_the_notebooks_an_earlier_attempt_finished(tmp_path, monkeypatch):
+    """A run stopped in 01 and started again goes on from 01: 00 is not reopened, its earlier attempt stays in the
+    record; a run with other seeds does not take a plain run's finished notebooks for its own."""
+    import papermill
+
+    ran: list[str] = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **kw: ran.append(Path(nb).stem))
+    monkeypatch.setattr(reproduce, "summary", lambda *a: None)
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    earlier = [{"notebook": "00_quickstart", "seconds": 150.0, "outcome": "finished", "time": "t0", "commit": "a"},
+               {"notebook": "01_preliminary_analysis", "seconds": 600.0, "outcome": "stopped: SystemExit",
+                "time": "t1", "commit": "a"}]
+    (logs / reproduce.ATTEMPTS).write_text("".join(json.dumps(a) + "\n" for a in earlier))
+    assert reproduce.finished_earlier(logs) == {"00_quickstart"} and reproduce.finished_earlier(logs, [1]) == set()
+    lines: list[str] = []
+    out = reproduce.run("smoke", out_root=tmp_path, echo=lines.append)
+    every = [nb.stem for nb, _ in reproduce.notebooks_for("smoke")]
+    assert ran == every[1:] and [p.stem for p in out] == every
+    assert any("00_quickstart.ipynb finished in an earlier attempt of this run; skipped" in line for line in lines)
+    run_md = (tmp_path / "figures" / "smoke" / "run.md").read_text()
+    assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in run_md
+    assert re.search(r"^\| 01_preliminary_analysis \| [^|]+ \| \d+ \| 2 \| finished \|$", run_md, re.M), run_md
+    # the finished run closed its log: the next run, with seeds, starts afresh and runs everything
+    ran.clear()
+    reproduce.run("smoke", out_root=tmp_path, echo=lines.append, seeds=[1])
+    assert ran == every
