@@ -1,0 +1,146 @@
+"""Did a baseline's training raise its own training reward? (The methods HSIR is compared with must work first.)
+
+A baseline that does not improve on the objective it was trained for tells nothing about HSIR's variant of it, so
+each trained round is checked against its own objective, on data it could not have memorised:
+
+- **GRPO rows**: the accuracy reward, measured on fresh samples (K a prompt, seed ``cfg.seed + FRESH_SEED``) of the
+  trained model and of its start model, on the D_u queries where M0's loop samples hold both a right and a wrong
+  answer (``hsir.grpo.learnable_problems``: elsewhere both score 0 or both 1 and the comparison is empty), paired
+  per prompt with a bootstrap interval. TRL's per-step reward log cannot tell: a step sees prompts_per_step × G
+  rollouts of new prompts (16 in the embedded profile) and its mean swings by tens of points (README, pilot 6).
+- **DPO rows**: TRL's implicit-reward margin and pair accuracy over the first and the last fifth of the logged
+  steps. In one epoch each logged batch is new to the model when logged, so a rising margin is not memorisation.
+
+``own_reward`` caches its result as ``<method>/iter_<t>/own_reward.json``; ``own_reward_table`` shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from hsir.config import LoopConfig, digest
+from hsir.evaluate import paired_difference
+from hsir.grpo import learnable_problems
+from hsir.loopdata import load_data
+from hsir.methods import get_method
+from hsir.runs import read_json, write_json
+
+FRESH_SEED = 10_000  # fresh samples' seed offset: far from any seed a run samples D_u with
+DPO_KEYS = ("rewards/margins", "rewards/accuracies")
+
+
+def dpo_reward_trend(log: Sequence[dict]) -> dict:
+    """TRL's DPO reward margin and pair accuracy, averaged over the first and the last fifth of the logged steps."""
+    steps = [e for e in log if all(k in e for k in DPO_KEYS)]
+    if not steps:
+        raise ValueError("dpo log: no step logs rewards/margins and rewards/accuracies")
+    k = max(1, len(steps) // 5)
+    mean = lambda rows, key: sum(e[key] for e in rows) / len(rows)  # noqa: E731
+    return {"kind": "dpo", "logged_steps": len(steps), "window": k,
+            "margin_first": mean(steps[:k], "rewards/margins"), "margin_last": mean(steps[-k:], "rewards/margins"),
+            "accuracy_first": mean(steps[:k], "rewards/accuracies"),
+            "accuracy_last": mean(steps[-k:], "rewards/accuracies")}
+
+
+def rates(rows: Sequence[dict]) -> dict[str, float]:
+    """Each prompt's share of correct samples (qid -> rate)."""
+    by: dict[str, list[bool]] = {}
+    for r in rows:
+        by.setdefault(str(r["qid"]), []).append(bool(r["correct"]))
+    return {q: sum(v) / len(v) for q, v in by.items()}
+
+
+def model_key(cfg: LoopConfig, model: str | Path) -> str:
+    """A model folder of the run as the generations cache names it: ``m0`` or ``<method>/iter_<t>``."""
+    path, root = Path(model).resolve(), cfg.run_root.resolve()
+    if path == (root / "m0").resolve():
+        return "m0"
+    try:
+        return str(path.relative_to((root / "methods").resolve()).parent)
+    except ValueError:
+        raise ValueError(f"{model} is neither this run's M0 nor a round's model under {root / 'methods'}") from None
+
+
+def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine) -> dict:
+    """Fresh samples of ``trained`` and its ``start`` model on M0's learnable D_u queries (module docstring); with
+    none, the reward's change is NaN."""
+    from hsir.completions import SamplingConfig
+    from hsir.sampling import generate_rows, generations_path, sample_model, sampling_spec, task_requests
+
+    data = load_data(cfg)
+    problems = learnable_problems(data.unlabeled, sample_model(cfg, data, engine, str(cfg.run_root / "m0"), "m0",
+                                                               cfg.K))
+    fresh = replace(cfg, seed=cfg.seed + FRESH_SEED)
+    result = {"kind": "grpo", "prompts": len(problems), "samples_per_prompt": cfg.K, "seed": fresh.seed,
+              "start_model": start}
+    if not problems:  # M0 never (or always) right: no prompt can show a change; said in the table, not an error
+        nan = float("nan")
+        return result | {"start": nan, "trained": nan, "diff": nan, "diff_ci95": [nan, nan]}
+    scfg = SamplingConfig(n=cfg.K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=fresh.seed)
+    spec = sampling_spec(fresh, data) | {"sampling": "own_reward", "n": cfg.K, "temperature": cfg.temperature,
+                                         "qids": digest([p.qid for p in problems])}
+    got = {}
+    for role, model in (("start", start), ("trained", trained)):
+        gen = engine.use(model)
+        out = generations_path(cfg, model_key(cfg, model), "own-reward", spec)
+        got[role] = rates(generate_rows(data.task, task_requests(data.task, problems, gen.tokenizer), gen, scfg, out))
+    d = paired_difference(got["trained"], got["start"], seed=cfg.seed)
+    return result | {"start": sum(got["start"].values()) / len(problems),
+                     "trained": sum(got["trained"].values()) / len(problems), "diff": d["diff"],
+                     "diff_ci95": d["diff_ci95"]}
+
+
+def own_reward(name: str, cfg: LoopConfig, engine=None, iteration: int = 1) -> dict:
+    """Round ``iteration`` of method ``name`` against its own training objective (module docstring); cached in the
+    round's ``own_reward.json``. ``engine``: the loop's, for GRPO rows' fresh samples (else one is started)."""
+    method = get_method(name)
+    folder = cfg.run_root / "methods" / name / f"iter_{iteration}"
+    cached = folder / "own_reward.json"
+    if cached.exists():
+        return read_json(cached)
+    model = folder / "model"
+    if method.trainer == "dpo":
+        result = dpo_reward_trend(read_json(model / "dpo.json")["log"])
+    elif method.trainer == "grpo":
+        from hsir.generate import Engine
+
+        start = read_json(model / "grpo.json")["start"]
+        own = engine is None
+        engine = engine or Engine(cfg)
+        try:
+            result = grpo_reward_gain(cfg, start, str(model), engine)
+        finally:
+            if own:
+                engine.close()
+    else:
+        raise ValueError(f"{name}: own_reward checks DPO and GRPO rounds (their training reward); {name} trains "
+                         f"with {method.trainer}")
+    write_json(cached, result)
+    return result
+
+
+def own_reward_table(cfg: LoopConfig, names: Sequence[str], engine=None, iteration: int = 1):
+    """One row per method: its own training reward before and after (``own_reward``), in points."""
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        r = own_reward(name, cfg, engine, iteration)
+        if r["kind"] == "grpo" and not r["prompts"]:
+            rows.append({"method": name, "reward": "accuracy, fresh samples: no D_u query where M0's samples hold a "
+                                                   "right and a wrong answer", "before": None, "after": None,
+                         "change (pts)": "not measurable"})
+        elif r["kind"] == "grpo":
+            lo, hi = r["diff_ci95"]
+            rows.append({"method": name, "reward": f"accuracy, fresh samples on {r['prompts']} learnable prompts",
+                         "before": round(100 * r["start"], 1), "after": round(100 * r["trained"], 1),
+                         "change (pts)": f"{100 * r['diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"})
+        else:
+            rows.append({"method": name, "reward": f"DPO margin (pair accuracy %), first / last {r['window']} of "
+                                                   f"{r['logged_steps']} logged steps",
+                         "before": f"{r['margin_first']:.3f} ({100 * r['accuracy_first']:.0f})",
+                         "after": f"{r['margin_last']:.3f} ({100 * r['accuracy_last']:.0f})",
+                         "change (pts)": f"{100 * (r['accuracy_last'] - r['accuracy_first']):+.1f}"})
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
