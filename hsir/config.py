@@ -197,7 +197,7 @@ class GRPOSettings:
     vllm_server_url: str | None = None  # vllm-server: e.g. http://localhost:8000 (None: TRL's default host/port)
     # which D_u queries are prompts: "all", or "learnable": those where M0's K loop samples were neither all wrong nor
     # all right (hsir.grpo.learnable_problems), so that a group of G rollouts can have an advantage at all. The same
-    # set for every GRPO row, whatever it starts from (M0's samples, shared with the SFT rows' sampling).
+    # set for every GRPO row of a seed, whatever it starts from (M0's samples of that seed, shared with the SFT rows').
     prompts: str = "all"
 
     def __post_init__(self):

@@ -253,6 +253,13 @@ def notebook_cells(pl: Planner, nb: str, p: dict, code: str) -> list[Cell]:
         for name in seed_methods(names, first=s == cfg.seed):
             cells += [pl.round_cell(nb, name, t) for t in range(1, (cfg.T if get_method(name).iterative else 1) + 1)]
     pl.seed = cfg.seed
+    if "own_reward_table(" in code:  # did a GRPO row raise its own reward: fresh samples of it and its start model
+        for name in (n for n in p.get("reward_check") or [] if get_method(n).trainer == "grpo"):
+            cells.append(cell := Cell(nb, f"{name} own reward"))
+            pl.samples(cell, "m0", "K", cfg.K)  # which D_u queries are learnable (shared with the loop's)
+            learnable = cfg.n_unlabeled * a.solved_queries * cfg.K * pl.L  # K fresh samples of each, per model
+            pl.once(cell, ("own-reward", get_method(name).init), "generate", learnable)
+            cell.add("generate", learnable)
     if "veriexit_report(" in code:  # VeriExit on M0's samples under each step test
         cells.append(cell := Cell(nb, "VeriExit report"))
         sampled = pl.samples(cell, "m0", "K", cfg.K)

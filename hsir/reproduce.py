@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from hsir.config import ROOT, figures_dir, runs_dir
+from hsir.config import ROOT, digest, figures_dir, runs_dir
 from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
@@ -80,7 +80,9 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     import papermill as pm
 
     root = Path(out_root) if out_root else runs_dir(profile)
-    out_dir, log_dir = root / "notebooks", root / "logs"
+    tag = run_tag(seeds)  # a run with other seeds keeps its own executed notebooks and attempts
+    out_dir, log_dir = root / f"notebooks{tag}", root / "logs"
+    attempts = log_dir / f"reproduce{tag}.jsonl"
     out_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     # the kernels inherit these: progress as lines, library logs to log_dir (hsir.progress)
@@ -89,9 +91,9 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     pairs, done, times = notebooks_for(profile, only), [], []
-    whole = not only  # only a run of the whole profile is timed in reproduce.jsonl and run.md
-    timed = log_dir if whole else None
-    finished = finished_earlier(log_dir, seeds) if whole else set()
+    whole = not only  # only a run of the whole profile is timed in its attempts file and run.md
+    timed = attempts if whole else None
+    finished = finished_earlier(attempts, {nb.stem: notebook_digest(nb, p) for nb, p in pairs}) if whole else set()
     old_term = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         for i, (nb, params_file) in enumerate(pairs, 1):
@@ -103,12 +105,12 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 params["seeds"] = list(seeds)
             out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}.log"
             if nb.stem in finished:
-                echo(f"[reproduce] {i}/{len(pairs)} {nb.name} finished in an earlier attempt of this run; skipped "
-                     f"({log_dir / ATTEMPTS})")
+                echo(f"[reproduce] {i}/{len(pairs)} {nb.name} finished in an earlier attempt of this run, unchanged "
+                     f"since; skipped ({attempts})")
                 done.append(out)
                 continue
             echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
-            t0 = time.perf_counter()
+            t0, nb_digest = time.perf_counter(), notebook_digest(nb, params_file)
             with open(log_path, "w", encoding="utf-8") as log:
                 stdout, stderr = _Console(log, "stdout", echo), _Console(log, "stderr", echo)
                 try:
@@ -117,16 +119,16 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 except pm.PapermillExecutionError as e:
                     echo(f"[reproduce] {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
                     echo(f"[reproduce] the executed notebook (with the traceback): {out}; its log: {log_path}")
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}", seeds)
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {e.ename}", nb_digest)
                     raise
                 except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (below): its time still counts
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}", seeds)
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"stopped: {type(e).__name__}", nb_digest)
                     raise
                 except Exception as e:  # the kernel died (memory), or papermill itself failed
-                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {type(e).__name__}", seeds)
+                    log_attempt(timed, nb.stem, time.perf_counter() - t0, f"failed: {type(e).__name__}", nb_digest)
                     raise
             seconds = time.perf_counter() - t0
-            log_attempt(timed, nb.stem, seconds, "finished", seeds)
+            log_attempt(timed, nb.stem, seconds, "finished", nb_digest)
             warned = f", {stderr.warnings} warning lines in its log" if stderr.warnings else ""
             echo(f"[reproduce] {nb.name} done in {clock(seconds)}{warned}")
             done.append(out)
@@ -141,10 +143,9 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 os.environ[k] = v
     summary(profile, times, out_dir, log_dir, echo)
     if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
-        name = "run.md" if seeds is None else f"run-seeds-{'-'.join(map(str, seeds)) or 'none'}.md"
-        path, attempts = figures_dir(profile) / name, log_dir / ATTEMPTS
+        path = figures_dir(profile) / f"run{tag}.md"
         write_text(path, run_record(profile, read_jsonl(attempts)))
-        attempts.rename(log_dir / f"reproduce-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
+        attempts.rename(log_dir / f"reproduce{tag}-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
         echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
 
@@ -159,33 +160,41 @@ def _stop(signum, frame):
     raise SystemExit(f"signal {signum}")
 
 
-# in the run's log folder: one line per notebook attempt (finished, failed or stopped) of a whole-profile run; a run
-# that finishes writes run.md from it and renames it reproduce-<time>.jsonl, so the next run is timed afresh
-ATTEMPTS = "reproduce.jsonl"
+# in the run's log folder: one line per notebook attempt (finished, failed or stopped) of a whole-profile run,
+# reproduce.jsonl (reproduce-seeds-1-2.jsonl for --seeds 1 2); a run that finishes writes run.md (run-seeds-1-2.md)
+# from it and renames it with the time, so the next run is timed afresh
 
 
-def log_attempt(log_dir: Path | None, notebook: str, seconds: float, outcome: str,
-                seeds: list[int] | None = None) -> None:
-    """Append one notebook attempt to ``<log_dir>/reproduce.jsonl`` (None: a partial run, not timed): a run killed
-    and resumed keeps both attempts' time (a kill -9 leaves no line). ``seeds``: the run's ``--seeds``."""
-    if log_dir is None:
+def run_tag(seeds: list[int] | None) -> str:
+    """What names a run's attempts, executed notebooks and record: "" for the profile's run, "-seeds-1-2" for
+    ``--seeds 1 2``, so that stopping one and starting the other mixes neither."""
+    return "" if seeds is None else f"-seeds-{'-'.join(map(str, seeds)) or 'none'}"
+
+
+def notebook_digest(notebook: Path, params_file: Path) -> str:
+    """The notebook and its parameter file as run: a finished attempt is reused only while both are unchanged."""
+    return digest([notebook.read_text(encoding="utf-8"), params_file.read_text(encoding="utf-8")])
+
+
+def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, nb_digest: str | None = None) -> None:
+    """Append one notebook attempt to the run's attempts file ``path`` (None: a partial run, not timed): a run killed
+    and resumed keeps both attempts' time (a kill -9 leaves no line). ``nb_digest``: ``notebook_digest``."""
+    if path is None:
         return
     entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown",
-             "seeds": None if seeds is None else list(seeds)}
-    with open(log_dir / ATTEMPTS, "a", encoding="utf-8") as f:
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown", "digest": nb_digest}
+    with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
 
 
-def finished_earlier(log_dir: Path, seeds: list[int] | None = None) -> set[str]:
-    """The notebooks an earlier attempt of this run (the open ``reproduce.jsonl``, same ``seeds``) finished: a
-    resumed ``make reproduce`` goes on from the first unfinished notebook instead of reopening every finished one
-    (a minute or more each, loading models to skip cached stages). ``--only`` reruns one on purpose."""
-    path = log_dir / ATTEMPTS
-    if not path.exists():
+def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
+    """The notebooks an earlier attempt of this run (its open attempts file) finished, whose notebook and parameter
+    file are unchanged since (``digests``: notebook -> ``notebook_digest``): a resumed ``make reproduce`` skips them
+    instead of reopening each (a minute or more, loading models to skip cached stages); ``--only`` reruns one."""
+    if not attempts.exists():
         return set()
-    want = None if seeds is None else list(seeds)
-    return {a["notebook"] for a in read_jsonl(path) if a["outcome"] == "finished" and a.get("seeds") == want}
+    return {a["notebook"] for a in read_jsonl(attempts)
+            if a["outcome"] == "finished" and a.get("digest") is not None and a.get("digest") == digests.get(a["notebook"])}
 
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> str:
@@ -212,7 +221,7 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> s
             f"Box: {box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
             f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
             + (f", GPU {box['gpu']}" if box.get("gpu") else "") + ".",
-            "Each notebook's time is summed over its attempts (`runs/<profile>/logs/reproduce.jsonl`): a stopped or "
+            "Each notebook's time is summed over its attempts (`runs/<profile>/logs/reproduce*.jsonl`): a stopped or "
             "failed attempt counts up to its stop, and the resumed attempt skips the stages that had finished."]
     table = ["| notebook | time | seconds | attempts | last outcome |", "|---|---|---|---|---|"]
     table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['last outcome']} |" for r in rows]

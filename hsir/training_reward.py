@@ -3,15 +3,18 @@
 A baseline that does not improve on the objective it was trained for tells nothing about HSIR's variant of it, so
 each trained round is checked against its own objective, on data it could not have memorised:
 
-- **GRPO rows**: the accuracy reward, measured on fresh samples (K a prompt, seed ``cfg.seed + FRESH_SEED``) of the
-  trained model and of its start model, on the D_u queries where M0's loop samples hold both a right and a wrong
-  answer (``hsir.grpo.learnable_problems``: elsewhere both score 0 or both 1 and the comparison is empty), paired
-  per prompt with a bootstrap interval. TRL's per-step reward log cannot tell: a step sees prompts_per_step × G
-  rollouts of new prompts (16 in the embedded profile) and its mean swings by tens of points (README, pilot 6).
-- **DPO rows**: TRL's implicit-reward margin and pair accuracy over the first and the last fifth of the logged
-  steps. In one epoch each logged batch is new to the model when logged, so a rising margin is not memorisation.
+- **GRPO rows**: the accuracy reward, measured on fresh samples (K a prompt, seed ``cfg.seed + FRESH_SEED``, not
+  the seed of the round's own samples) of the trained model and of its start model, on the D_u queries where M0's
+  loop samples hold both a right and a wrong answer (``hsir.grpo.learnable_problems``: the prompts where a group of
+  rollouts has an advantage at all), paired per prompt with a bootstrap interval. TRL's per-step reward log cannot
+  tell: a step sees prompts_per_step × G rollouts of new prompts (16 in the embedded profile) and its mean swings
+  by tens of points (README, pilot 6).
+- **DPO rows**: TRL's implicit-reward margin and pair accuracy over the first and the last fifth of the steps
+  logged in the first epoch: there each logged batch is new to the model when logged, so a rising margin is not
+  memorisation (later epochs revisit the pairs and are left out). A round without pairs is "not measurable".
 
-``own_reward`` caches its result as ``<method>/iter_<t>/own_reward.json``; ``own_reward_table`` shows them.
+``own_reward`` caches its result as ``<method>/iter_<t>/own_reward.json`` with the digests of the reports of the models
+it measured (a retrained round or M0 is measured again); ``own_reward_table`` shows them.
 """
 
 from __future__ import annotations
@@ -20,24 +23,28 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from hsir import sampling
 from hsir.config import LoopConfig, digest
 from hsir.evaluate import paired_difference
 from hsir.grpo import learnable_problems
 from hsir.loopdata import load_data
 from hsir.methods import get_method
-from hsir.runs import read_json, write_json
+from hsir.runs import file_digest, read_json, write_json
 
-FRESH_SEED = 10_000  # fresh samples' seed offset: far from any seed a run samples D_u with
+FRESH_SEED = 1  # fresh samples' seed: the round's seed + 1 (README pilot 6 drew seed 0's this way)
 DPO_KEYS = ("rewards/margins", "rewards/accuracies")
 
 
 def dpo_reward_trend(log: Sequence[dict]) -> dict:
-    """TRL's DPO reward margin and pair accuracy, averaged over the first and the last fifth of the logged steps."""
-    steps = [e for e in log if all(k in e for k in DPO_KEYS)]
+    """TRL's DPO reward margin and pair accuracy, averaged over the first and the last fifth of the steps logged in
+    the first epoch (TRL's ``epoch`` ≤ 1); with no such step (a round without pairs), ``logged_steps`` is 0."""
+    steps = [e for e in log if all(k in e for k in DPO_KEYS) and e.get("epoch", 0.0) <= 1.0 + 1e-9]
     if not steps:
-        raise ValueError("dpo log: no step logs rewards/margins and rewards/accuracies")
+        nan = float("nan")
+        return {"kind": "dpo", "logged_steps": 0, "window": 0, "margin_first": nan, "margin_last": nan,
+                "accuracy_first": nan, "accuracy_last": nan}
     k = max(1, len(steps) // 5)
-    mean = lambda rows, key: sum(e[key] for e in rows) / len(rows)  # noqa: E731
+    mean = lambda rows, key: sum(e[key] for e in rows) / len(rows)
     return {"kind": "dpo", "logged_steps": len(steps), "window": k,
             "margin_first": mean(steps[:k], "rewards/margins"), "margin_last": mean(steps[-k:], "rewards/margins"),
             "accuracy_first": mean(steps[:k], "rewards/accuracies"),
@@ -63,15 +70,22 @@ def model_key(cfg: LoopConfig, model: str | Path) -> str:
         raise ValueError(f"{model} is neither this run's M0 nor a round's model under {root / 'methods'}") from None
 
 
-def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine) -> dict:
+def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine=None) -> dict:
     """Fresh samples of ``trained`` and its ``start`` model on M0's learnable D_u queries (module docstring); with
-    none, the reward's change is NaN."""
+    none, the reward's change is NaN. ``engine``: the loop's (else one is started and closed)."""
     from hsir.completions import SamplingConfig
-    from hsir.sampling import generate_rows, generations_path, sample_model, sampling_spec, task_requests
 
+    if engine is None:
+        from hsir.generate import Engine
+
+        own = Engine(cfg)
+        try:
+            return grpo_reward_gain(cfg, start, trained, own)
+        finally:
+            own.close()
     data = load_data(cfg)
-    problems = learnable_problems(data.unlabeled, sample_model(cfg, data, engine, str(cfg.run_root / "m0"), "m0",
-                                                               cfg.K))
+    m0_samples = sampling.sample_model(cfg, data, engine, str(cfg.run_root / "m0"), "m0", cfg.K)
+    problems = learnable_problems(data.unlabeled, m0_samples)
     fresh = replace(cfg, seed=cfg.seed + FRESH_SEED)
     result = {"kind": "grpo", "prompts": len(problems), "samples_per_prompt": cfg.K, "seed": fresh.seed,
               "start_model": start}
@@ -79,13 +93,15 @@ def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine) -> dict:
         nan = float("nan")
         return result | {"start": nan, "trained": nan, "diff": nan, "diff_ci95": [nan, nan]}
     scfg = SamplingConfig(n=cfg.K, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=fresh.seed)
-    spec = sampling_spec(fresh, data) | {"sampling": "own_reward", "n": cfg.K, "temperature": cfg.temperature,
-                                         "qids": digest([p.qid for p in problems])}
+    spec = sampling.sampling_spec(fresh, data) | {"sampling": "own_reward", "n": cfg.K,
+                                                  "temperature": cfg.temperature,
+                                                  "qids": digest([p.qid for p in problems])}
     got = {}
     for role, model in (("start", start), ("trained", trained)):
         gen = engine.use(model)
-        out = generations_path(cfg, model_key(cfg, model), "own-reward", spec)
-        got[role] = rates(generate_rows(data.task, task_requests(data.task, problems, gen.tokenizer), gen, scfg, out))
+        out = sampling.generations_path(cfg, model_key(cfg, model), "own-reward", spec)
+        reqs = sampling.task_requests(data.task, problems, gen.tokenizer)
+        got[role] = rates(sampling.generate_rows(data.task, reqs, gen, scfg, out))
     d = paired_difference(got["trained"], got["start"], seed=cfg.seed)
     return result | {"start": sum(got["start"].values()) / len(problems),
                      "trained": sum(got["trained"].values()) / len(problems), "diff": d["diff"],
@@ -96,39 +112,41 @@ def own_reward(name: str, cfg: LoopConfig, engine=None, iteration: int = 1) -> d
     """Round ``iteration`` of method ``name`` against its own training objective (module docstring); cached in the
     round's ``own_reward.json``. ``engine``: the loop's, for GRPO rows' fresh samples (else one is started)."""
     method = get_method(name)
-    folder = cfg.run_root / "methods" / name / f"iter_{iteration}"
-    cached = folder / "own_reward.json"
-    if cached.exists():
-        return read_json(cached)
-    model = folder / "model"
-    if method.trainer == "dpo":
-        result = dpo_reward_trend(read_json(model / "dpo.json")["log"])
-    elif method.trainer == "grpo":
-        from hsir.generate import Engine
-
-        start = read_json(model / "grpo.json")["start"]
-        own = engine is None
-        engine = engine or Engine(cfg)
-        try:
-            result = grpo_reward_gain(cfg, start, str(model), engine)
-        finally:
-            if own:
-                engine.close()
-    else:
+    if method.trainer not in ("dpo", "grpo"):
         raise ValueError(f"{name}: own_reward checks DPO and GRPO rounds (their training reward); {name} trains "
                          f"with {method.trainer}")
+    folder = cfg.run_root / "methods" / name / f"iter_{iteration}"
+    model, cached = folder / "model", folder / "own_reward.json"
+    report = model / f"{method.trainer}.json"
+    if not report.exists():
+        raise FileNotFoundError(f"{name} round {iteration} has no trained model ({report}): run the method first")
+    made = read_json(report)
+    start = made.get("start") if method.trainer == "grpo" else None
+    start_report = sampling.model_report(cfg, model_key(cfg, start)) if start else None
+    models = {"model": file_digest(report)} | ({"start": file_digest(start_report)} if start_report else {})
+    if cached.exists() and (old := read_json(cached)).get("models") == models:
+        return old
+    if method.trainer == "dpo":
+        result = dpo_reward_trend(made.get("log") or [])
+    else:
+        result = grpo_reward_gain(cfg, start, str(model), engine)
+    result["models"] = models
     write_json(cached, result)
     return result
 
 
 def own_reward_table(cfg: LoopConfig, names: Sequence[str], engine=None, iteration: int = 1):
-    """One row per method: its own training reward before and after (``own_reward``), in points."""
+    """One row per method: its own training reward before and after (``own_reward``), in points. ``engine``: shared
+    by the GRPO rows' fresh samples (else each row that samples starts one)."""
     import pandas as pd
 
     rows = []
     for name in names:
         r = own_reward(name, cfg, engine, iteration)
-        if r["kind"] == "grpo" and not r["prompts"]:
+        if r["kind"] == "dpo" and not r["logged_steps"]:
+            rows.append({"method": name, "reward": "DPO margin: no step logged (a round without pairs)",
+                         "before": None, "after": None, "change (pts)": "not measurable"})
+        elif r["kind"] == "grpo" and not r["prompts"]:
             rows.append({"method": name, "reward": "accuracy, fresh samples: no D_u query where M0's samples hold a "
                                                    "right and a wrong answer", "before": None, "after": None,
                          "change (pts)": "not measurable"})

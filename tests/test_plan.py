@@ -164,3 +164,15 @@ def test_the_plans_seeds_run_the_claim_rows_of_the_loop_notebooks_again():
     assert "HSIR-SFT t=1 seed 2" in extra and "select-random t=1 seed 1" in extra
     assert not any(n.startswith(("SFT-Oracle", "RFT", "ReGenesis", "GRPO+")) for n in extra)  # not claim rows
     assert three.total(["sft"]) > one.total(["sft"])
+
+
+def test_own_reward_check_costs_fresh_samples_of_the_grpo_row_and_its_start_once():
+    pl = Planner(CFG, A)
+    p = {"methods": ["GRPO", "H-GRPO"], "reward_check": ["GRPO", "H-GRPO"]}
+    cells = planmod.notebook_cells(pl, "04", p, "own_reward_table(cfg, reward_check)")
+    assert [c.name for c in cells] == ["GRPO t=1", "H-GRPO t=1", "GRPO own reward", "H-GRPO own reward"]
+    fresh = 100 * A.solved_queries * 4 * 500  # K fresh samples of each learnable D_u query, 500 tokens each
+    # the first check also pays M0's K samples (which queries are learnable) and M0's fresh samples
+    assert cells[2].tokens["generate"] == 100 * 4 * 500 + 2 * fresh
+    assert cells[3].tokens["generate"] == fresh  # both start from M0: only the trained model's own samples
+    assert planmod.notebook_cells(Planner(CFG, A), "04", p, "")[-1].name == "H-GRPO t=1"  # no check, no cost

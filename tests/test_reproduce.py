@@ -148,29 +148,39 @@ def test_only_the_loop_notebooks_take_seeds():
 
 def test_a_resumed_run_skips_the_notebooks_an_earlier_attempt_finished(tmp_path, monkeypatch):
     """A run stopped in 01 and started again goes on from 01: 00 is not reopened, its earlier attempt stays in the
-    record; a run with other seeds does not take a plain run's finished notebooks for its own."""
+    record; a notebook changed since its finished attempt runs again; a run with other seeds keeps its own attempts."""
     import papermill
 
     ran: list[str] = []
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **kw: ran.append(Path(nb).stem))
     monkeypatch.setattr(reproduce, "summary", lambda *a: None)
     monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    pairs = reproduce.notebooks_for("smoke")
+    every, digests = [nb.stem for nb, _ in pairs], {nb.stem: reproduce.notebook_digest(nb, p) for nb, p in pairs}
     logs = tmp_path / "logs"
     logs.mkdir()
-    earlier = [{"notebook": "00_quickstart", "seconds": 150.0, "outcome": "finished", "time": "t0", "commit": "a"},
+    earlier = [{"notebook": "00_quickstart", "seconds": 150.0, "outcome": "finished", "time": "t0", "commit": "a",
+                "digest": digests["00_quickstart"]},
                {"notebook": "01_preliminary_analysis", "seconds": 600.0, "outcome": "stopped: SystemExit",
-                "time": "t1", "commit": "a"}]
-    (logs / reproduce.ATTEMPTS).write_text("".join(json.dumps(a) + "\n" for a in earlier))
-    assert reproduce.finished_earlier(logs) == {"00_quickstart"} and reproduce.finished_earlier(logs, [1]) == set()
+                "time": "t1", "commit": "a", "digest": digests["01_preliminary_analysis"]},
+               {"notebook": "02_hsir_sft", "seconds": 60.0, "outcome": "finished", "time": "t1", "commit": "a",
+                "digest": "changed-since"}]
+    (logs / "reproduce.jsonl").write_text("".join(json.dumps(a) + "\n" for a in earlier))
+    assert reproduce.finished_earlier(logs / "reproduce.jsonl", digests) == {"00_quickstart"}
+    (logs / "reproduce-seeds-1.jsonl").write_text("")  # a seeds run's own attempts: not this run's
     lines: list[str] = []
     out = reproduce.run("smoke", out_root=tmp_path, echo=lines.append)
-    every = [nb.stem for nb, _ in reproduce.notebooks_for("smoke")]
     assert ran == every[1:] and [p.stem for p in out] == every
-    assert any("00_quickstart.ipynb finished in an earlier attempt of this run; skipped" in line for line in lines)
+    assert any("00_quickstart.ipynb finished in an earlier attempt of this run, unchanged since; skipped" in line
+               for line in lines)
     run_md = (tmp_path / "figures" / "smoke" / "run.md").read_text()
     assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in run_md
     assert re.search(r"^\| 01_preliminary_analysis \| [^|]+ \| \d+ \| 2 \| finished \|$", run_md, re.M), run_md
-    # the finished run closed its log: the next run, with seeds, starts afresh and runs everything
+    assert re.search(r"^\| 02_hsir_sft \| [^|]+ \| \d+ \| 2 \| finished \|$", run_md, re.M), run_md  # ran again
+    assert (logs / "reproduce-seeds-1.jsonl").exists() and not (logs / "reproduce.jsonl").exists()
+    # a stopped seeds run resumes from its own attempts, in its own folders, into its own record
     ran.clear()
-    reproduce.run("smoke", out_root=tmp_path, echo=lines.append, seeds=[1])
-    assert ran == every
+    (logs / "reproduce-seeds-1.jsonl").write_text(json.dumps(earlier[0]) + "\n")
+    out = reproduce.run("smoke", out_root=tmp_path, echo=lines.append, seeds=[1])
+    assert ran == every[1:] and all(p.parent.name == "notebooks-seeds-1" for p in out)
+    assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in (tmp_path / "figures" / "smoke" / "run-seeds-1.md").read_text()
