@@ -31,6 +31,20 @@ def test_rows_are_ratios_to_the_same_runs_ceiling_and_plain_loop(tmp_path):
 def test_box_name_says_when_the_flags_were_not_recorded():
     assert box_name({"cpus": 2, "cpu": "AVX2"}) == "AVX2 (flags not recorded)"
     assert box_name({"cpu_capability": "AVX512", "amx": True, "avx512_bf16": True}) == "AVX512 AMX AVX512-BF16"
+    assert box_name({"cpu_capability": "AVX512", "avx512_bf16": True, "openmp": "libiomp5"}) == (
+        "AVX512 AVX512-BF16, libiomp5")
+    assert box_name({"cpu_capability": "AVX512", "avx512_bf16": True, "openmp": "libgomp"}) == "AVX512 AVX512-BF16"
+
+
+def test_the_openmp_runtime_is_the_one_this_process_loaded():
+    import os
+
+    import torch  # noqa: F401  (torch brings GNU's libgomp)
+
+    from hsir.bench.common import openmp_runtime
+
+    preloaded = "libiomp5" in os.environ.get("LD_PRELOAD", "")
+    assert openmp_runtime() == ("libiomp5" if preloaded else "libgomp")
 
 
 def test_a_file_that_is_not_json_is_named(tmp_path):

@@ -16,11 +16,13 @@ from hsir.runs import write_text
 
 
 def box_name(machine: dict) -> str:
-    """The box in a few words: capability, then AMX / AVX512-BF16 where the file records them."""
+    """The box in a few words: capability, then AMX / AVX512-BF16 where the file records them, and an OpenMP runtime
+    other than torch's own (``bench.common.openmp_runtime``)."""
     cap = machine.get("cpu_capability") or machine.get("cpu") or "?"
     flags = [name for key, name in (("amx", "AMX"), ("avx512_bf16", "AVX512-BF16")) if machine.get(key)]
     unknown = "" if "avx512_bf16" in machine else " (flags not recorded)"
-    return " ".join([cap, *flags]) + unknown + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
+    omp = f", {machine['openmp']}" if machine.get("openmp") not in (None, "libgomp") else ""  # torch's own: unsaid
+    return " ".join([cap, *flags]) + unknown + omp + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
 
 
 def box_rows(paths: list[Path]) -> list[dict]:

@@ -77,5 +77,17 @@ def machine() -> dict:
 
     return {"cpu_model": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "amx": any(f.startswith("amx") for f in flags), "avx512_bf16": "avx512_bf16" in flags,
-            "native_bf16": native_bf16("cpu"), "threads": torch.get_num_threads(),
+            "native_bf16": native_bf16("cpu"), "threads": torch.get_num_threads(), "openmp": openmp_runtime(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def openmp_runtime() -> str:
+    """The OpenMP runtime torch's parallel regions run on: Intel's ``libiomp5`` when it is loaded (only
+    ``LD_PRELOAD`` puts it there, ahead of torch's own, so its ``GOMP_*`` entry points win), else GNU's ``libgomp``;
+    from ``/proc/self/maps``, "unknown" where that cannot be read."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {ln.rsplit("/", 1)[-1].split(".so")[0] for ln in f if ".so" in ln}
+    except OSError:
+        return "unknown"
+    return next((lib for lib in ("libiomp5", "libgomp") if lib in libs), "none")
