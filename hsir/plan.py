@@ -257,7 +257,9 @@ def notebook_cells(pl: Planner, nb: str, p: dict, code: str) -> list[Cell]:
         for name in (n for n in p.get("reward_check") or [] if get_method(n).trainer == "grpo"):
             cells.append(cell := Cell(nb, f"{name} own reward"))
             pl.samples(cell, "m0", "K", cfg.K)  # which D_u queries are learnable (shared with the loop's)
-            learnable = cfg.n_unlabeled * a.solved_queries * cfg.K * pl.L  # K fresh samples of each, per model
+            # learnable: some right and some wrong among M0's K, i.e. solved + failed - 1 of the queries
+            share = max(0.0, a.solved_queries + a.failed_queries - 1.0)
+            learnable = cfg.n_unlabeled * share * cfg.K * pl.L  # K fresh samples of each, per model
             pl.once(cell, ("own-reward", get_method(name).init), "generate", learnable)
             cell.add("generate", learnable)
     if "veriexit_report(" in code:  # VeriExit on M0's samples under each step test

@@ -1,15 +1,16 @@
 """Run a profile's notebooks in order with papermill: ``python -m hsir.reproduce --profile embedded``.
 
 A notebook runs in a profile when ``params/<profile>/<notebook stem>.yaml`` exists; its keys become the
-notebook's parameters (plus ``profile``). Executed copies go to ``runs/<profile>/notebooks/``; the notebooks
+notebook's parameters (plus ``profile``). Executed copies go to ``runs/<profile>/notebooks/`` (a ``--seeds 1 2`` run:
+``notebooks-seeds-1-2/``); the notebooks
 write their figures under ``figures/<profile>/``. ``$HSIR_RUNS_DIR`` and ``$HSIR_FIGURES_DIR`` move both
 (``hsir.config``; the kernels inherit them), so that a test or a second checkout leaves the kit's folders alone.
 Profiles: ``smoke`` (tiny random model, for tests), ``embedded`` (the real 135M model on a CPU), ``paper`` (hub
 models on GPUs).
 
 The console shows one line per notebook, the kit's ``[hsir]`` progress lines, errors, and a closing summary;
-each kernel's whole output is in ``runs/<profile>/logs/<notebook>.log`` and the libraries' INFO logs in
-``runs/<profile>/logs/libraries.log``.
+each kernel's whole output is in ``runs/<profile>/logs/<notebook>.log`` (``<notebook>-seeds-1-2.log``) and the
+libraries' INFO logs in ``runs/<profile>/logs/libraries.log``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             params["profile"] = profile
             if seeds is not None and takes_seeds(nb):
                 params["seeds"] = list(seeds)
-            out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}.log"
+            out, log_path = out_dir / nb.name, log_dir / f"{nb.stem}{tag}.log"
             if nb.stem in finished:
                 echo(f"[reproduce] {i}/{len(pairs)} {nb.name} finished in an earlier attempt of this run, unchanged "
                      f"since; skipped ({attempts})")
@@ -172,8 +173,10 @@ def run_tag(seeds: list[int] | None) -> str:
 
 
 def notebook_digest(notebook: Path, params_file: Path) -> str:
-    """The notebook and its parameter file as run: a finished attempt is reused only while both are unchanged."""
-    return digest([notebook.read_text(encoding="utf-8"), params_file.read_text(encoding="utf-8")])
+    """The notebook, its parameter file and the profile's shared settings (its yaml files that are no notebook's:
+    ``selfimprove.yaml``, ``data.yaml``) as run: a finished attempt is reused only while all are unchanged."""
+    shared = sorted(y for y in params_file.parent.glob("*.yaml") if not (notebook.parent / f"{y.stem}.ipynb").exists())
+    return digest([f.read_text(encoding="utf-8") for f in (notebook, params_file, *shared)])
 
 
 def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, nb_digest: str | None = None) -> None:

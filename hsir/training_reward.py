@@ -14,7 +14,8 @@ each trained round is checked against its own objective, on data it could not ha
   memorisation (later epochs revisit the pairs and are left out). A round without pairs is "not measurable".
 
 ``own_reward`` caches its result as ``<method>/iter_<t>/own_reward.json`` with the digests of the reports of the models
-it measured (a retrained round or M0 is measured again); ``own_reward_table`` shows them.
+it depends on and of the sampling settings (a retrained round, start model or M0 is measured again);
+``own_reward_table`` shows them.
 """
 
 from __future__ import annotations
@@ -120,10 +121,16 @@ def own_reward(name: str, cfg: LoopConfig, engine=None, iteration: int = 1) -> d
     report = model / f"{method.trainer}.json"
     if not report.exists():
         raise FileNotFoundError(f"{name} round {iteration} has no trained model ({report}): run the method first")
-    made = read_json(report)
-    start = made.get("start") if method.trainer == "grpo" else None
-    start_report = sampling.model_report(cfg, model_key(cfg, start)) if start else None
-    models = {"model": file_digest(report)} | ({"start": file_digest(start_report)} if start_report else {})
+    made, start = read_json(report), None
+    # what the result depends on: the trained model, and for a GRPO row its start model, M0 (whose samples pick the
+    # prompts) and the sampling settings
+    models = {"model": file_digest(report)}
+    if method.trainer == "grpo":  # the start as the loop chose it (hsir.selfimprove.run_round), not a recorded path
+        start = str(cfg.run_root / "m0" if method.init == "m0" else cfg.run_root / "methods" / method.init / "iter_1"
+                    / "model")
+        models |= {key: file_digest(r) for key, r in (("start", sampling.model_report(cfg, model_key(cfg, start))),
+                                                      ("m0", sampling.model_report(cfg, "m0"))) if r is not None}
+        models["sampling"] = digest([cfg.K, cfg.temperature, cfg.max_new_tokens, cfg.n_unlabeled, cfg.seed, FRESH_SEED])
     if cached.exists() and (old := read_json(cached)).get("models") == models:
         return old
     if method.trainer == "dpo":

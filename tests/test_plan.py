@@ -171,8 +171,10 @@ def test_own_reward_check_costs_fresh_samples_of_the_grpo_row_and_its_start_once
     p = {"methods": ["GRPO", "H-GRPO"], "reward_check": ["GRPO", "H-GRPO"]}
     cells = planmod.notebook_cells(pl, "04", p, "own_reward_table(cfg, reward_check)")
     assert [c.name for c in cells] == ["GRPO t=1", "H-GRPO t=1", "GRPO own reward", "H-GRPO own reward"]
-    fresh = 100 * A.solved_queries * 4 * 500  # K fresh samples of each learnable D_u query, 500 tokens each
+    # learnable: 90% of queries solved at least once, 50% failed at least once, so 40% both; K fresh samples of each
+    fresh = 100 * 0.4 * 4 * 500
+    assert (A.solved_queries, A.failed_queries) == (0.9, 0.5)
     # the first check also pays M0's K samples (which queries are learnable) and M0's fresh samples
-    assert cells[2].tokens["generate"] == 100 * 4 * 500 + 2 * fresh
-    assert cells[3].tokens["generate"] == fresh  # both start from M0: only the trained model's own samples
+    assert cells[2].tokens["generate"] == pytest.approx(100 * 4 * 500 + 2 * fresh)
+    assert cells[3].tokens["generate"] == pytest.approx(fresh)  # both start from M0: only the trained model's own samples
     assert planmod.notebook_cells(Planner(CFG, A), "04", p, "")[-1].name == "H-GRPO t=1"  # no check, no cost

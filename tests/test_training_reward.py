@@ -105,7 +105,7 @@ def test_a_grpo_round_is_measured_on_fresh_samples_of_m0s_learnable_prompts(tmp_
     assert engine.seeds and all(s == sampling.chunk_seed(cfg.seed + 1, 0) for s in engine.seeds)
     assert r["kind"] == "grpo" and r["prompts"] == 1 and r["samples_per_prompt"] == cfg.K
     assert (r["start"], r["trained"], r["diff"]) == (0.0, 1.0, 1.0) and r["diff_ci95"] == [1.0, 1.0]
-    assert set(r["models"]) == {"model", "start"}  # the GRPO report's and M0's digests
+    assert set(r["models"]) == {"model", "start", "m0", "sampling"}  # the GRPO report's, M0's, the settings' digests
     cache = cfg.run_root / "generations"
     assert len(list((cache / "m0").glob("own-reward-*.jsonl"))) == 1
     assert len(list((cache / "GRPO" / "iter_1").glob("own-reward-*.jsonl"))) == 1

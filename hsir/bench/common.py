@@ -4,6 +4,7 @@ memory of a process tree, and the facts of the machine a figure came from."""
 from __future__ import annotations
 
 import platform
+import re
 import time
 
 import torch
@@ -82,12 +83,13 @@ def machine() -> dict:
 
 
 def openmp_runtime() -> str:
-    """The OpenMP runtime torch's parallel regions run on: Intel's ``libiomp5`` when it is loaded (only
-    ``LD_PRELOAD`` puts it there, ahead of torch's own, so its ``GOMP_*`` entry points win), else GNU's ``libgomp``;
-    from ``/proc/self/maps``, "unknown" where that cannot be read."""
+    """The OpenMP runtime torch's parallel regions run on, as ``/proc/self/maps`` lists the loaded libraries:
+    Intel's ``libiomp5`` when it is loaded (``LD_PRELOAD`` puts it ahead of torch's own, so its ``GOMP_*`` entry
+    points win), else GNU's ``libgomp`` (also under a wheel's hashed name, ``libgomp-a34b3233.so.1``); "unknown"
+    where the maps cannot be read (not Linux)."""
     try:
         with open("/proc/self/maps") as f:
-            libs = {ln.rsplit("/", 1)[-1].split(".so")[0] for ln in f if ".so" in ln}
+            libs = {m.group(1) for ln in f if (m := re.search(r"/(lib(?:iomp5|gomp))(?:-[0-9a-f]+)?\.so", ln))}
     except OSError:
         return "unknown"
     return next((lib for lib in ("libiomp5", "libgomp") if lib in libs), "none")
