@@ -145,7 +145,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     summary(profile, times, out_dir, log_dir, echo)
     if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
         path = figures_dir(profile) / f"run{tag}.md"
-        write_text(path, run_record(profile, read_jsonl(attempts)))
+        write_text(path, run_record(profile, read_jsonl(attempts), seeds=seeds))
         attempts.rename(log_dir / f"reproduce{tag}-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
         echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
@@ -200,10 +200,10 @@ def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
             if a["outcome"] == "finished" and a.get("digest") is not None and a.get("digest") == digests.get(a["notebook"])}
 
 
-def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> str:
+def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None) -> str:
     """``figures/<profile>/run.md``: each notebook's time summed over its attempts (a killed notebook's time up to
     the stop included; a kill -9 leaves no line, so its time is missing and the file says how many attempts each
-    notebook took), the total, the box and the commits."""
+    notebook took), the total, the box and the commits; ``seeds``: a ``--seeds`` run's, named in its heading."""
     from hsir.bench.common import machine
 
     box = box or machine()
@@ -216,7 +216,8 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None) -> s
     total = sum(r["seconds"] for r in rows)
     unfinished = [r["notebook"] for r in rows if r["last outcome"] != "finished"]
     commits = sorted({a["commit"] for a in attempts})
-    head = [f"# `make reproduce`, profile {profile}: the run, measured",
+    command = "make reproduce" + ("" if seeds is None else f' SEEDS="{" ".join(map(str, seeds))}"')
+    head = [f"# `{command}`, profile {profile}: the run, measured",
             f"Total **{clock(total)}** ({total / 3600:.2f} h) over {len(rows)} notebooks"
             + (f"; not finished: {', '.join(unfinished)}" if unfinished else "") + ". "
             f"Attempts from {attempts[0]['time'] if attempts else '-'} to {attempts[-1]['time'] if attempts else '-'}; "

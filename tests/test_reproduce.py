@@ -183,4 +183,6 @@ def test_a_resumed_run_skips_the_notebooks_an_earlier_attempt_finished(tmp_path,
     (logs / "reproduce-seeds-1.jsonl").write_text(json.dumps(earlier[0]) + "\n")
     out = reproduce.run("smoke", out_root=tmp_path, echo=lines.append, seeds=[1])
     assert ran == every[1:] and all(p.parent.name == "notebooks-seeds-1" for p in out)
-    assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in (tmp_path / "figures" / "smoke" / "run-seeds-1.md").read_text()
+    seeds_md = (tmp_path / "figures" / "smoke" / "run-seeds-1.md").read_text()
+    assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in seeds_md
+    assert seeds_md.startswith('# `make reproduce SEEDS="1"`, profile smoke')
