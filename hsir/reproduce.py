@@ -191,8 +191,8 @@ def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, 
 
 
 def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
-    """The notebooks an earlier attempt of this run (its open attempts file) finished, whose notebook and parameter
-    file are unchanged since (``digests``: notebook -> ``notebook_digest``): a resumed ``make reproduce`` skips them
+    """The notebooks an earlier attempt of this run (its open attempts file) finished, whose ``notebook_digest`` is
+    unchanged since (``digests``: notebook -> digest now): a resumed ``make reproduce`` skips them
     instead of reopening each (a minute or more, loading models to skip cached stages); ``--only`` reruns one."""
     if not attempts.exists():
         return set()
