@@ -170,6 +170,12 @@ def learnable_problems(problems: Sequence[Problem], samples: Sequence[dict]) -> 
     return [p for p in problems if right.get(str(p.qid)) == {True, False}]
 
 
+def start_key(method) -> str:
+    """The model a GRPO method's round trains from, as the loop keys models: ``m0``, or the first round of the method
+    it starts from (``HSIR-SFT/iter_1`` for Table 7's HSIR-SFT + H-GRPO)."""
+    return "m0" if method.init == "m0" else f"{method.init}/iter_1"
+
+
 def build_rewards(method, cfg, settings: GRPOSettings, task: Task, model, tokenizer) -> tuple[list, list[float]]:
     """The reward objects of ``method.rewards`` (TRL's ``reward_funcs``) and their weights (``reward_weights``);
     the InDiv reward holds ``model`` (the policy handed to the trainer) and the profile's InDiv variant."""

@@ -94,7 +94,8 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     pairs, done, times = notebooks_for(profile, only), [], []
     whole = not only  # only a run of the whole profile is timed in its attempts file and run.md
     timed = attempts if whole else None
-    finished = finished_earlier(attempts, {nb.stem: notebook_digest(nb, p) for nb, p in pairs}) if whole else set()
+    digests = {nb.stem: notebook_digest(nb, p) for nb, p in pairs}
+    finished = finished_earlier(attempts, digests) if whole else set()
     old_term = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         for i, (nb, params_file) in enumerate(pairs, 1):
@@ -111,7 +112,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 done.append(out)
                 continue
             echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
-            t0, nb_digest = time.perf_counter(), notebook_digest(nb, params_file)
+            t0, nb_digest = time.perf_counter(), digests[nb.stem]
             with open(log_path, "w", encoding="utf-8") as log:
                 stdout, stderr = _Console(log, "stdout", echo), _Console(log, "stderr", echo)
                 try:

@@ -30,6 +30,7 @@ from pathlib import Path
 from hsir.completions import Prompt, SamplingConfig, greedy
 from hsir.config import LoopConfig, digest
 from hsir.generate import Engine
+from hsir.grpo import learnable_problems
 from hsir.loopdata import Data
 from hsir.methods import Method, get_method, samples_per_query, sampling_key
 from hsir.progress import bar
@@ -127,14 +128,17 @@ GUIDELINE = ("Before answering, identify what the question asks, list the given 
 REPORTS = ("sft.json", "dpo.json", "grpo.json")  # a trained model's report, which tells one training from another
 
 
+def model_dir(cfg: LoopConfig, model_key: str) -> Path:
+    """The folder of the model behind ``model_key``: ``<run root>/m0`` (or ``m0-quarter``), a round's
+    ``<run root>/methods/<method>/iter_<t>/model``."""
+    return cfg.run_root / "methods" / model_key / "model" if "/" in model_key else cfg.run_root / model_key
+
+
 def model_report(cfg: LoopConfig, model_key: str) -> Path | None:
     """The training report of the model behind ``model_key`` (``m0``, ``m0-quarter``, ``<method>/iter_<t>``);
     None for the base model or a model not trained yet."""
-    for folder in (cfg.run_root / model_key, cfg.run_root / "methods" / model_key / "model"):
-        for name in REPORTS:
-            if (folder / name).is_file():
-                return folder / name
-    return None
+    folder = model_dir(cfg, model_key)
+    return next((folder / name for name in REPORTS if (folder / name).is_file()), None)
 
 
 def generations_path(cfg: LoopConfig, model_key: str, kind: str, spec: dict) -> Path:
@@ -209,6 +213,13 @@ def sample_model(cfg: LoopConfig, data: Data, engine: Engine, model: str, model_
     spec = sampling_spec(cfg, data) | {"sampling": "K", "n": K, "temperature": cfg.temperature}  # as sample_stage's
     return generate_rows(data.task, task_requests(data.task, data.unlabeled, gen.tokenizer), gen, scfg,
                          generations_path(cfg, model_key, "samples", spec))
+
+
+def m0_learnable(cfg: LoopConfig, data: Data, engine: Engine) -> list[Problem]:
+    """D_u's queries where M0's K loop samples (cached, shared with the SFT rows') hold both a right and a wrong
+    answer (``hsir.grpo.learnable_problems``): GRPO's ``prompts: learnable`` and the own-reward check's prompts."""
+    samples = sample_model(cfg, data, engine, str(model_dir(cfg, "m0")), "m0", cfg.K)
+    return learnable_problems(data.unlabeled, samples)
 
 
 def veriexit_report(cfg: LoopConfig, data: Data, engine: Engine, step_tests: Sequence[str] = ("text", "result")):

@@ -41,7 +41,7 @@ from hsir import paper as paper_tables
 from hsir.config import DPOSettings, LoopConfig, SFTSettings, load_config, parse_sets, settings_from
 from hsir.evaluate import evaluate
 from hsir.generate import Engine, vllm_available
-from hsir.grpo import grpo_settings, learnable_problems, ledger_entry, train_grpo
+from hsir.grpo import grpo_settings, ledger_entry, start_key, train_grpo
 from hsir.loopdata import Data, load_data
 from hsir.methods import METHODS, Method, get_method
 from hsir.models import atomic_dir, load_model
@@ -49,7 +49,7 @@ from hsir.progress import say
 from hsir.results import results_table, table_text
 from hsir.rounds import round_result
 from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
-from hsir.sampling import sample_model, sample_stage, veriexit_report
+from hsir.sampling import m0_learnable, model_dir, sample_model, sample_stage, veriexit_report
 from hsir.scoring import candidates_of, score_stage
 from hsir.seeds import seed_config, seed_methods, share_m0
 from hsir.selection import select_stage
@@ -132,7 +132,7 @@ def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Eng
     it = f"iter_{t}"
     key = "m0" if t == 1 else f"{method.name}/iter_{t - 1}"
     if method.trainer == "grpo":
-        start = sampler if method.init == "m0" else str(cfg.run_root / "methods" / method.init / "iter_1" / "model")
+        start = str(model_dir(cfg, start_key(method)))
         if not Path(start, "model.safetensors").exists() and method.init != "m0":
             raise RuntimeError(f"{method.name} starts from {method.init}'s first round: run that method first ({start})")
         model = str(run.path(it, "model"))
@@ -204,8 +204,7 @@ def _train_grpo(run, it, method, cfg, data, start, engine, log) -> dict:
     # starts what it needs itself
     shared = engine if cfg.backend == "vllm" or (cfg.backend == "auto" and vllm_available()) else None
     if grpo_settings(cfg).prompts == "learnable":
-        data = replace(data, unlabeled=learnable_problems(data.unlabeled, sample_model(
-            cfg, data, engine, str(build_m0(cfg)), "m0", cfg.K)))
+        data = replace(data, unlabeled=m0_learnable(cfg, data, engine))
         if not data.unlabeled:
             raise RuntimeError(f"grpo: prompts 'learnable': no D_u query has both a right and a wrong one among M0's "
                                f"K = {cfg.K} samples ({cfg.run_root / 'generations' / 'm0'}); use prompts: all")

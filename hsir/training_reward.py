@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from hsir import sampling
 from hsir.config import LoopConfig, digest
 from hsir.evaluate import paired_difference
-from hsir.grpo import learnable_problems
+from hsir.grpo import start_key
 from hsir.loopdata import load_data
 from hsir.methods import get_method
 from hsir.runs import file_digest, read_json, write_json
@@ -60,20 +59,10 @@ def rates(rows: Sequence[dict]) -> dict[str, float]:
     return {q: sum(v) / len(v) for q, v in by.items()}
 
 
-def model_key(cfg: LoopConfig, model: str | Path) -> str:
-    """A model folder of the run as the generations cache names it: ``m0`` or ``<method>/iter_<t>``."""
-    path, root = Path(model).resolve(), cfg.run_root.resolve()
-    if path == (root / "m0").resolve():
-        return "m0"
-    try:
-        return str(path.relative_to((root / "methods").resolve()).parent)
-    except ValueError:
-        raise ValueError(f"{model} is neither this run's M0 nor a round's model under {root / 'methods'}") from None
-
-
 def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine=None) -> dict:
-    """Fresh samples of ``trained`` and its ``start`` model on M0's learnable D_u queries (module docstring); with
-    none, the reward's change is NaN. ``engine``: the loop's (else one is started and closed)."""
+    """Fresh samples of the ``trained`` model and its ``start`` model (model keys: ``m0``, ``<method>/iter_<t>``) on
+    M0's learnable D_u queries (module docstring); with none, the reward's change is NaN. ``engine``: the loop's
+    (else one is started and closed)."""
     from hsir.completions import SamplingConfig
 
     if engine is None:
@@ -85,11 +74,10 @@ def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine=None) -> 
         finally:
             own.close()
     data = load_data(cfg)
-    m0_samples = sampling.sample_model(cfg, data, engine, str(cfg.run_root / "m0"), "m0", cfg.K)
-    problems = learnable_problems(data.unlabeled, m0_samples)
+    problems = sampling.m0_learnable(cfg, data, engine)
     fresh = replace(cfg, seed=cfg.seed + FRESH_SEED)
     result = {"kind": "grpo", "prompts": len(problems), "samples_per_prompt": cfg.K, "seed": fresh.seed,
-              "start_model": start}
+              "start_model": str(sampling.model_dir(cfg, start))}
     if not problems:  # M0 never (or always) right: no prompt can show a change; said in the table, not an error
         nan = float("nan")
         return result | {"start": nan, "trained": nan, "diff": nan, "diff_ci95": [nan, nan]}
@@ -98,9 +86,9 @@ def grpo_reward_gain(cfg: LoopConfig, start: str, trained: str, engine=None) -> 
                                                   "temperature": cfg.temperature,
                                                   "qids": digest([p.qid for p in problems])}
     got = {}
-    for role, model in (("start", start), ("trained", trained)):
-        gen = engine.use(model)
-        out = sampling.generations_path(cfg, model_key(cfg, model), "own-reward", spec)
+    for role, key in (("start", start), ("trained", trained)):
+        gen = engine.use(str(sampling.model_dir(cfg, key)))
+        out = sampling.generations_path(cfg, key, "own-reward", spec)
         reqs = sampling.task_requests(data.task, problems, gen.tokenizer)
         got[role] = rates(sampling.generate_rows(data.task, reqs, gen, scfg, out))
     d = paired_difference(got["trained"], got["start"], seed=cfg.seed)
@@ -121,14 +109,12 @@ def own_reward(name: str, cfg: LoopConfig, engine=None, iteration: int = 1) -> d
     report = model / f"{method.trainer}.json"
     if not report.exists():
         raise FileNotFoundError(f"{name} round {iteration} has no trained model ({report}): run the method first")
-    made, start = read_json(report), None
-    # what the result depends on: the trained model, and for a GRPO row its start model, M0 (whose samples pick the
-    # prompts) and the sampling settings
+    made, start = read_json(report), start_key(method)
+    # what the result depends on: the trained model, and for a GRPO row its start model (as the loop chose it, not
+    # a recorded path), M0 (whose samples pick the prompts) and the sampling settings
     models = {"model": file_digest(report)}
-    if method.trainer == "grpo":  # the start as the loop chose it (hsir.selfimprove.run_round), not a recorded path
-        start = str(cfg.run_root / "m0" if method.init == "m0" else cfg.run_root / "methods" / method.init / "iter_1"
-                    / "model")
-        models |= {key: file_digest(r) for key, r in (("start", sampling.model_report(cfg, model_key(cfg, start))),
+    if method.trainer == "grpo":
+        models |= {key: file_digest(r) for key, r in (("start", sampling.model_report(cfg, start)),
                                                       ("m0", sampling.model_report(cfg, "m0"))) if r is not None}
         models["sampling"] = digest([cfg.K, cfg.temperature, cfg.max_new_tokens, cfg.n_unlabeled, cfg.seed, FRESH_SEED])
     if cached.exists() and (old := read_json(cached)).get("models") == models:
@@ -136,7 +122,7 @@ def own_reward(name: str, cfg: LoopConfig, engine=None, iteration: int = 1) -> d
     if method.trainer == "dpo":
         result = dpo_reward_trend(made.get("log") or [])
     else:
-        result = grpo_reward_gain(cfg, start, str(model), engine)
+        result = grpo_reward_gain(cfg, start, f"{name}/iter_{iteration}", engine)
     result["models"] = models
     write_json(cached, result)
     return result

@@ -274,6 +274,7 @@ def test_the_loop_runs_a_grpo_round_from_m0(tmp_path):
 def test_learnable_prompts_train_on_m0s_mixed_queries_only(tmp_path, monkeypatch):
     """``prompts: learnable``: the loop asks for M0's K samples and GRPO sees only the queries they both solve and
     fail; none such is an error that names the setting, before any training."""
+    import hsir.sampling as sampling
     import hsir.selfimprove as loop
 
     cfg = tiny_cfg(tmp_path, steps=1, prompts="learnable")
@@ -285,13 +286,13 @@ def test_learnable_prompts_train_on_m0s_mixed_queries_only(tmp_path, monkeypatch
         asked.append((key, K, model))
         return [{"qid": first, "correct": True}, {"qid": first, "correct": False}]
 
-    monkeypatch.setattr(loop, "sample_model", m0_samples)
+    monkeypatch.setattr(sampling, "sample_model", m0_samples)
     loop.run_method("GRPO", cfg)
     assert asked == [("m0", cfg.K, str(cfg.run_root / "m0"))]
     assert grpo_report(cfg.run_root / "methods" / "GRPO" / "iter_1" / "model")["prompts"] == 1
 
     none = tiny_cfg(tmp_path / "none", steps=1, prompts="learnable")
-    monkeypatch.setattr(loop, "sample_model", lambda *a: [{"qid": first, "correct": False}])
+    monkeypatch.setattr(sampling, "sample_model", lambda *a: [{"qid": first, "correct": False}])
     with pytest.raises(RuntimeError, match="prompts 'learnable'.*use prompts: all"):
         loop.run_method("GRPO", none)
     assert not (none.run_root / "methods" / "GRPO" / "iter_1" / "model").exists()

@@ -3,9 +3,12 @@ and a GRPO round of the smoke profile measured on fresh samples, cached."""
 
 import pytest
 
+from hsir.grpo import start_key
+from hsir.methods import get_method
 from hsir.runs import read_json, write_json
+from hsir.sampling import model_dir
 from hsir.selfimprove import load_config
-from hsir.training_reward import dpo_reward_trend, model_key, own_reward, own_reward_table, rates
+from hsir.training_reward import dpo_reward_trend, own_reward, own_reward_table, rates
 
 
 def step(margin: float, acc: float, n: int) -> dict:
@@ -38,14 +41,14 @@ def test_dpo_trend_compares_the_first_and_last_fifth_of_the_first_epoch(tmp_path
         own_reward("HSIR-DPO", cfg)
 
 
-def test_rates_and_model_keys(tmp_path):
+def test_rates_model_folders_and_start_keys(tmp_path):
     assert rates([{"qid": "a", "correct": True}, {"qid": "a", "correct": False}, {"qid": 7, "correct": True}]) == {
         "a": 0.5, "7": 1.0}
     cfg = load_config("smoke", {"root": str(tmp_path)})
-    assert model_key(cfg, cfg.run_root / "m0") == "m0"
-    assert model_key(cfg, cfg.run_root / "methods" / "GRPO" / "iter_1" / "model") == "GRPO/iter_1"
-    with pytest.raises(ValueError, match="neither this run's M0"):
-        model_key(cfg, tmp_path / "elsewhere")
+    assert model_dir(cfg, "m0") == cfg.run_root / "m0"
+    assert model_dir(cfg, "GRPO/iter_1") == cfg.run_root / "methods" / "GRPO" / "iter_1" / "model"
+    assert start_key(get_method("GRPO")) == "m0"  # GRPO rows start from M0, Table 7's from HSIR-SFT's first round
+    assert start_key(get_method("HSIR-SFT+H-GRPO")) == "HSIR-SFT/iter_1"
 
 
 class ScriptedGen:
