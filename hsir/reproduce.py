@@ -202,34 +202,46 @@ def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
 
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None) -> str:
-    """``figures/<profile>/run.md``: each notebook's time summed over its attempts (a killed notebook's time up to
-    the stop included; a kill -9 leaves no line, so its time is missing and the file says how many attempts each
-    notebook took), the total, the box and the commits; ``seeds``: a ``--seeds`` run's, named in its heading."""
+    """``figures/<profile>/run.md``: each notebook's time to finish, summed over its attempts up to the first that
+    finished (a killed notebook's time up to the stop included; a kill -9 leaves no line, so its time is missing and
+    the file says how many attempts each notebook took), the total, the box and the commits. Attempts after a
+    notebook had finished (a resume reopening it, a rerun after a change) are counted apart, so the total is the
+    run's own work and the overhead of stopping it is still shown. ``seeds``: a ``--seeds`` run's, in its heading."""
     from hsir.bench.common import machine
 
     box = box or machine()
     per: dict[str, list[dict]] = {}
     for a in attempts:
         per.setdefault(a["notebook"], []).append(a)
-    seconds = {nb: sum(a["seconds"] for a in tries) for nb, tries in per.items()}
-    rows = [{"notebook": nb, "time": clock(seconds[nb]), "seconds": round(seconds[nb]), "attempts": len(tries),
-             "last outcome": tries[-1]["outcome"]} for nb, tries in sorted(per.items())]
-    total = sum(r["seconds"] for r in rows)
+    rows = []
+    for nb, tries in sorted(per.items()):
+        first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), len(tries) - 1)
+        work, after = tries[: first + 1], tries[first + 1 :]
+        seconds = round(sum(a["seconds"] for a in work))
+        rows.append({"notebook": nb, "time": clock(seconds), "seconds": seconds, "attempts": len(work),
+                     "after": len(after), "after_seconds": round(sum(a["seconds"] for a in after)),
+                     "last outcome": tries[-1]["outcome"]})
+    total, extra = sum(r["seconds"] for r in rows), sum(r["after_seconds"] for r in rows)
     unfinished = [r["notebook"] for r in rows if r["last outcome"] != "finished"]
     commits = sorted({a["commit"] for a in attempts})
     command = "make reproduce" + ("" if seeds is None else f' SEEDS="{" ".join(map(str, seeds))}"')
     head = [f"# `{command}`, profile {profile}: the run, measured",
             f"Total **{clock(total)}** ({total / 3600:.2f} h) over {len(rows)} notebooks"
-            + (f"; not finished: {', '.join(unfinished)}" if unfinished else "") + ". "
+            + (f"; not finished: {', '.join(unfinished)}" if unfinished else "")
+            + (f"; plus {clock(extra)} reopening notebooks after they had finished" if extra else "") + ". "
             f"Attempts from {attempts[0]['time'] if attempts else '-'} to {attempts[-1]['time'] if attempts else '-'}; "
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}.",
             f"Box: {box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
             f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
             + (f", GPU {box['gpu']}" if box.get("gpu") else "") + ".",
-            "Each notebook's time is summed over its attempts (`runs/<profile>/logs/reproduce*.jsonl`): a stopped or "
-            "failed attempt counts up to its stop, and the resumed attempt skips the stages that had finished."]
-    table = ["| notebook | time | seconds | attempts | last outcome |", "|---|---|---|---|---|"]
-    table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['last outcome']} |" for r in rows]
+            "Each notebook's time is summed over its attempts up to the first that finished "
+            "(`runs/<profile>/logs/reproduce*.jsonl`): a stopped or failed attempt counts up to its stop, and the "
+            "resumed attempt skips the stages that had finished. Attempts after a notebook had finished (a resume "
+            "that reopened it, a rerun after a change) are the last two columns, not in the total."]
+    table = ["| notebook | time | seconds | attempts | last outcome | reopened after finishing | their seconds |",
+             "|---|---|---|---|---|---|---|"]
+    table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['last outcome']} | "
+              f"{r['after']} | {r['after_seconds']} |" for r in rows]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n"
 
 
@@ -276,7 +288,16 @@ def main(argv: list[str] | None = None) -> int:
                          "e.g. --seeds 1 2 after a finished run: the first seed's work is reused (hsir.seeds)")
     ap.add_argument("--count-library-output", metavar="NOTEBOOK",
                     help="print the library output lines an executed notebook shows, and their count; run nothing")
+    ap.add_argument("--record", metavar="ATTEMPTS",
+                    help="write figures/<profile>/run.md (run-seeds-1-2.md with --seeds 1 2) again from an attempts "
+                         "file, runs/<profile>/logs/reproduce*.jsonl (a finished run's is renamed with its date); "
+                         "run nothing")
     args = ap.parse_args(argv)
+    if args.record:
+        path = figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"
+        write_text(path, run_record(args.profile, read_jsonl(Path(args.record)), seeds=args.seeds))
+        print(f"[reproduce] the run, attempt by attempt: {path}")
+        return 0
     if args.count_library_output:
         lines = library_output(args.count_library_output)
         print("\n".join(lines + [f"[reproduce] {len(lines)} line(s) of library output in {args.count_library_output}"]))

@@ -126,19 +126,30 @@ def test_library_output_counts_stream_lines_that_are_not_the_kits(tmp_path):
     assert reproduce.main(["--count-library-output", str(path)]) == 0
 
 
-def test_run_record_sums_a_killed_and_resumed_notebook():
+def test_run_record_sums_a_killed_and_resumed_notebook(tmp_path, monkeypatch):
+    """A notebook's time is its attempts up to the first that finished; a resume that reopened a finished notebook
+    is shown apart and left out of the total; ``--record`` writes the same file from an attempts log."""
     attempts = [{"notebook": "00_quickstart", "seconds": 150.0, "outcome": "finished", "time": "t0", "commit": "a"},
                 {"notebook": "01_preliminary_analysis", "seconds": 600.0, "outcome": "stopped: KeyboardInterrupt",
                  "time": "t1", "commit": "a"},
+                {"notebook": "00_quickstart", "seconds": 50.0, "outcome": "finished", "time": "t2", "commit": "b"},
                 {"notebook": "01_preliminary_analysis", "seconds": 300.0, "outcome": "finished", "time": "t2",
                  "commit": "b"},
                 {"notebook": "02_hsir_sft", "seconds": 60.0, "outcome": "failed: RuntimeError", "time": "t3",
                  "commit": "b"}]
     box = {"cpu_model": "AMD EPYC", "cpu_capability": "AVX512", "amx": False, "avx512_bf16": True, "threads": 2}
     text = reproduce.run_record("embedded", attempts, box)
-    assert "| 01_preliminary_analysis | 15m00s | 900 | 2 | finished |" in text
-    assert "Total **18m30s** (0.31 h)" in text  # 150 + 900 + 60 seconds
+    assert "| 01_preliminary_analysis | 15m00s | 900 | 2 | finished | 0 | 0 |" in text
+    assert "| 00_quickstart | 2m30s | 150 | 1 | finished | 1 | 50 |" in text
+    assert "Total **18m30s** (0.31 h)" in text  # 150 + 900 + 60 seconds, the reopened 00 apart
+    assert "plus 50s reopening notebooks after they had finished" in text
     assert "not finished: 02_hsir_sft" in text and "commits a, b" in text and "AMD EPYC" in text
+    log = tmp_path / "reproduce-20261130T120000.jsonl"
+    log.write_text("".join(json.dumps(a) + "\n" for a in attempts))
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    assert reproduce.main(["--profile", "embedded", "--record", str(log), "--seeds", "1", "2"]) == 0
+    written = (tmp_path / "figures" / "embedded" / "run-seeds-1-2.md").read_text()
+    assert written.startswith('# `make reproduce SEEDS="1 2"`') and "Total **18m30s**" in written
 
 
 def test_only_the_loop_notebooks_take_seeds():
