@@ -66,6 +66,7 @@ def trl_args(config_cls, output_dir: str | Path, s: SFTSettings, **extra):
         save_total_limit=1, logging_steps=5, report_to="none", dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL 1.x turns it on by default: +1 forward per step, not needed at this size
         disable_tqdm=lines_mode(),  # headless: hsir.progress reports steps and loss instead
+        torch_compile=getattr(s, "torch_compile", False),  # SFT/DPO only; GRPO's settings have none
     )
     return config_cls(**(defaults | extra))
 
@@ -422,7 +423,7 @@ def build_m0(cfg: LoopConfig, n_rows: int | None = None, name: str = "m0") -> Pa
         # how the steps are computed, not what they compute: a model trained either way is the same M0
         # (weights: bf16 with fp32 masters trains M0 to the fp32 run's loss within 0.01, README "Training speed")
         speed = ("bf16", "num_processes", "save_every", "padding_free", "micro_batch_size", "attn_implementation",
-                 "weights")
+                 "weights", "torch_compile")
         want = {k: v for k, v in asdict(settings).items() if k not in speed}
         # a setting added after the folder was trained counts as its default
         got = {k: rep["settings"].get(k, SFTSettings.__dataclass_fields__[k].default) for k in want}

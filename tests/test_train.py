@@ -305,3 +305,14 @@ def test_a_cpu_packs_two_padding_free_rows_a_pass_by_default():
     assert micro_batch(SFTSettings(batch_size=8, padding_free=False), gpu=False) == 1  # padded rows
     assert micro_batch(DPOSettings(batch_size=8), gpu=False) == 1  # DPO's pairs are padded
     assert micro_batch(SFTSettings(batch_size=8), gpu=True) == 8
+
+
+def test_torch_compile_is_off_by_default_and_reaches_the_trainer_when_asked(tmp_path):
+    """Compilation costs minutes before the first step, more than an embedded run gains back (SFTSettings'
+    comment); a user with longer runs turns it on, and the trainer gets it."""
+    from trl import SFTConfig
+
+    from hsir.train import trl_args
+
+    assert trl_args(SFTConfig, tmp_path, SFTSettings()).torch_compile is False
+    assert trl_args(SFTConfig, tmp_path, SFTSettings(torch_compile=True)).torch_compile is True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,10 @@ TRAIN_CONFIGS = {  # SFTSettings overrides, one change at a time; the last is th
     "default-packed2": {"padding_free": True, "micro_batch_size": 2},
     "default-packed4": {"padding_free": True, "micro_batch_size": 4},
     "default-one-row": ONE_ROW,  # the CPU default before two rows were packed (2026-11-30)
+    # the default's passes under torch.compile: first with an empty compile cache of the bench's own (a first run
+    # on a box), then again with the cache that first run filled (a later run); total_seconds holds the compilation
+    "default-compiled": {"torch_compile": True, "compile_cache": "cold"},
+    "default-compiled-warm": {"torch_compile": True, "compile_cache": "warm"},
     # two padding-free rows packed a pass on a CPU (hsir.train.CPU_PACKED_ROWS); bf16 weights with fp32 masters where
     # bf16 is native; eager attention where it fits
     "default": {},
@@ -104,6 +109,8 @@ def one_train(overrides: dict, model: str, steps: int, batch_size: int) -> dict:
     return {**overrides, "bf16": report["settings"]["bf16"], "steps": len(timer.times), "rows": len(rows),
             "micro_batch_size": report["settings"]["micro_batch_size"], **timing,
             "padded_tokens_per_s": round(counts["padded"] / len(timer.times) / per_step, 1),
+            # over every step, the first (warm-up, compilation) included: what a run this short gets
+            "run_tokens_per_s": round(counts["real"] / sum(timer.times), 1),
             "padding_share": round(1 - counts["real"] / max(counts["padded"], 1), 3),
             "train_seconds": round(report["seconds"], 1), "total_seconds": round(total, 1),
             "final_loss": report["train_loss"], "peak_rss_gib": mem.peak_gib,
@@ -167,7 +174,7 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
     ceiling = rate / (6 * params)
     # an fp32 row on a bf16 CPU is held to the fp32 rate
     fp32_ceiling = ceiling if dtype == torch.float32 else matmul_flops(torch.float32) / (6 * params)
-    results = {}
+    results, compile_dir = {}, tempfile.mkdtemp(prefix="hsir-bench-inductor-")
     for name, overrides in TRAIN_CONFIGS.items():
         if only and name not in only:
             continue
@@ -177,16 +184,21 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
         print(f"[bench] train {name} ...", flush=True)
         overrides = dict(overrides)
         env = os.environ | overrides.pop("env", {})
+        if cache := overrides.pop("compile_cache", None):  # inductor's on-disk cache, this bench run's own
+            if cache == "cold":
+                shutil.rmtree(compile_dir, ignore_errors=True)
+            env |= {"TORCHINDUCTOR_CACHE_DIR": compile_dir}
         cmd = [sys.executable, "-m", "hsir.bench.train", json.dumps(overrides), model, str(steps), str(batch_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
             results[name] = {**TRAIN_CONFIGS[name], "error": (proc.stderr or proc.stdout).strip().splitlines()[-3:]}
         else:
-            r = json.loads(lines[-1]) | ({"env": TRAIN_CONFIGS[name]["env"]} if "env" in TRAIN_CONFIGS[name] else {})
+            r = json.loads(lines[-1]) | {k: TRAIN_CONFIGS[name][k] for k in ("env", "compile_cache") if k in TRAIN_CONFIGS[name]}
             r["ratio_to_ceiling"] = round(r["real_tokens_per_s"] / (ceiling if r["bf16"] else fp32_ceiling), 3)
             results[name] = r
         print(f"[bench] {name}: {results[name]}", flush=True)
+    shutil.rmtree(compile_dir, ignore_errors=True)
     return {"bench": "train", "model": model, "parameters": params, "steps": steps, "batch_size": batch_size,
             "workload": f"SFT on the first {steps * batch_size} synthetic seed traces, batch {batch_size}, one process",
             "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
