@@ -180,13 +180,19 @@ def notebook_digest(notebook: Path, params_file: Path) -> str:
     return digest([f.read_text(encoding="utf-8") for f in (notebook, params_file, *shared)])
 
 
+BOX_KEYS = ("cpu_model", "cpu_capability", "amx", "avx512_bf16", "threads", "gpu")  # what run.md names
+
+
 def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, nb_digest: str | None = None) -> None:
     """Append one notebook attempt to the run's attempts file ``path`` (None: a partial run, not timed): a run killed
     and resumed keeps both attempts' time (a kill -9 leaves no line). ``nb_digest``: ``notebook_digest``."""
     if path is None:
         return
+    from hsir.bench.common import machine
+
     entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown", "digest": nb_digest}
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown", "digest": nb_digest,
+             "box": {k: v for k, v in machine().items() if k in BOX_KEYS}}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -206,23 +212,28 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
     finished (a killed notebook's time up to the stop included; a kill -9 leaves no line, so its time is missing and
     the file says how many attempts each notebook took), the total, the box and the commits. Attempts after a
     notebook had finished (a resume reopening it, a rerun after a change) are counted apart, so the total is the
-    run's own work and the overhead of stopping it is still shown. ``seeds``: a ``--seeds`` run's, in its heading."""
+    run's own work and the overhead of stopping it is still shown. The box is the one the attempts recorded (the
+    last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading."""
     from hsir.bench.common import machine
 
-    box = box or machine()
+    recorded = [a["box"] for a in attempts if a.get("box")]
+    boxes = {json.dumps(b, sort_keys=True) for b in recorded}
+    box = recorded[-1] if recorded else box or machine()
     per: dict[str, list[dict]] = {}
     for a in attempts:
         per.setdefault(a["notebook"], []).append(a)
     rows = []
     for nb, tries in sorted(per.items()):
-        first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), len(tries) - 1)
-        work, after = tries[: first + 1], tries[first + 1 :]
+        first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), None)
+        work, after = (tries, []) if first is None else (tries[: first + 1], tries[first + 1 :])
         seconds = round(sum(a["seconds"] for a in work))
+        later = ", ".join(a["outcome"] for a in after if a["outcome"] != "finished")
+        outcome = "finished" + (f" (later: {later})" if later else "") if first is not None else tries[-1]["outcome"]
         rows.append({"notebook": nb, "time": clock(seconds), "seconds": seconds, "attempts": len(work),
                      "after": len(after), "after_seconds": round(sum(a["seconds"] for a in after)),
-                     "last outcome": tries[-1]["outcome"]})
+                     "outcome": outcome, "finished": first is not None})
     total, extra = sum(r["seconds"] for r in rows), sum(r["after_seconds"] for r in rows)
-    unfinished = [r["notebook"] for r in rows if r["last outcome"] != "finished"]
+    unfinished = [r["notebook"] for r in rows if not r["finished"]]
     commits = sorted({a["commit"] for a in attempts})
     command = "make reproduce" + ("" if seeds is None else f' SEEDS="{" ".join(map(str, seeds))}"')
     head = [f"# `{command}`, profile {profile}: the run, measured",
@@ -233,14 +244,17 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}.",
             f"Box: {box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
             f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
-            + (f", GPU {box['gpu']}" if box.get("gpu") else "") + ".",
+            + (f", GPU {box['gpu']}" if box.get("gpu") else "")
+            + (f" ({len(boxes)} different boxes in the attempts: their times do not add up as one box's)"
+               if len(boxes) > 1 else "")
+            + ("" if recorded else " (not recorded by the attempts: the box that wrote this file)") + ".",
             "Each notebook's time is summed over its attempts up to the first that finished "
             "(`runs/<profile>/logs/reproduce*.jsonl`): a stopped or failed attempt counts up to its stop, and the "
             "resumed attempt skips the stages that had finished. Attempts after a notebook had finished (a resume "
             "that reopened it, a rerun after a change) are the last two columns, not in the total."]
-    table = ["| notebook | time | seconds | attempts | last outcome | reopened after finishing | their seconds |",
+    table = ["| notebook | time | seconds | attempts | outcome | reopened after finishing | their seconds |",
              "|---|---|---|---|---|---|---|"]
-    table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['last outcome']} | "
+    table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['outcome']} | "
               f"{r['after']} | {r['after_seconds']} |" for r in rows]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n"
 
@@ -291,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", metavar="ATTEMPTS",
                     help="write figures/<profile>/run.md (run-seeds-1-2.md with --seeds 1 2) again from an attempts "
                          "file, runs/<profile>/logs/reproduce*.jsonl (a finished run's is renamed with its date); "
-                         "run nothing")
+                         "run nothing. The box is the attempts' own; attempts logged before they recorded it take "
+                         "this box's, so run it there")
     args = ap.parse_args(argv)
     if args.record:
         path = figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"

@@ -100,7 +100,7 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
         assert metrics["synthetic"]["n"] == 4, method
     run_md = (figs / "run.md").read_text()  # the run's record: every notebook, one attempt each
     for n in expected:
-        assert re.search(rf"^\| {Path(n).stem} \| [^|]+ \| \d+ \| 1 \| finished \|$", run_md, re.M), (n, run_md)
+        assert re.search(rf"^\| {Path(n).stem} \| [^|]+ \| \d+ \| 1 \| finished \| 0 \| 0 \|$", run_md, re.M), (n, run_md)
     assert not (runs / "logs" / "reproduce.jsonl").exists()  # closed: the next run is timed afresh
     # seed 1 (params/smoke/02_hsir_sft.yaml) ran Table 1a's claim rows only, from the shared M0
     seed1 = runs.parent / "smoke-seed1"
@@ -144,6 +144,16 @@ def test_run_record_sums_a_killed_and_resumed_notebook(tmp_path, monkeypatch):
     assert "Total **18m30s** (0.31 h)" in text  # 150 + 900 + 60 seconds, the reopened 00 apart
     assert "plus 50s reopening notebooks after they had finished" in text
     assert "not finished: 02_hsir_sft" in text and "commits a, b" in text and "AMD EPYC" in text
+    assert "not recorded by the attempts" in text
+    # a finished notebook reopened and stopped stays finished; one that never finished counts every attempt
+    later = [{"notebook": "00_quickstart", "seconds": 30.0, "outcome": "stopped: SystemExit", "time": "t4",
+              "commit": "c", "box": box | {"cpu_model": "Intel Xeon"}},
+             {"notebook": "02_hsir_sft", "seconds": 40.0, "outcome": "stopped: SystemExit", "time": "t5", "commit": "c",
+              "box": box | {"cpu_model": "Intel Xeon"}}]
+    text = reproduce.run_record("embedded", attempts + later, box)
+    assert "| 00_quickstart | 2m30s | 150 | 1 | finished (later: stopped: SystemExit) | 2 | 80 |" in text
+    assert "| 02_hsir_sft | 1m40s | 100 | 2 | stopped: SystemExit | 0 | 0 |" in text
+    assert "not finished: 02_hsir_sft;" in text and "Box: Intel Xeon" in text  # the box the attempts recorded
     log = tmp_path / "reproduce-20261130T120000.jsonl"
     log.write_text("".join(json.dumps(a) + "\n" for a in attempts))
     monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
@@ -186,8 +196,9 @@ def test_a_resumed_run_skips_the_notebooks_an_earlier_attempt_finished(tmp_path,
                for line in lines)
     run_md = (tmp_path / "figures" / "smoke" / "run.md").read_text()
     assert "| 00_quickstart | 2m30s | 150 | 1 | finished |" in run_md
-    assert re.search(r"^\| 01_preliminary_analysis \| [^|]+ \| \d+ \| 2 \| finished \|$", run_md, re.M), run_md
-    assert re.search(r"^\| 02_hsir_sft \| [^|]+ \| \d+ \| 2 \| finished \|$", run_md, re.M), run_md  # ran again
+    assert re.search(r"^\| 01_preliminary_analysis \| [^|]+ \| \d+ \| 2 \| finished \| 0 \| 0 \|$", run_md, re.M), run_md
+    # ran again after a change: its second attempt is shown apart from the time to finish
+    assert re.search(r"^\| 02_hsir_sft \| 1m00s \| 60 \| 1 \| finished \| 1 \| \d+ \|$", run_md, re.M), run_md
     assert (logs / "reproduce-seeds-1.jsonl").exists() and not (logs / "reproduce.jsonl").exists()
     # a stopped seeds run resumes from its own attempts, in its own folders, into its own record
     ran.clear()

@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
         result = train_bench(args.model, steps=args.steps, only=args.only)
     elif args.which == "train-quality":
-        from hsir.bench.train import QUALITY_CONFIGS, TRAIN_CONFIGS, m0_quality
+        from hsir.bench.train import BENCH_ONLY, QUALITY_CONFIGS, TRAIN_CONFIGS, m0_quality
 
-        known = QUALITY_CONFIGS | {k: v for k, v in TRAIN_CONFIGS.items() if "loop" not in v}  # M0s, not the plain loop
+        # M0s under SFTSettings, not the plain loop or the patched LM head
+        known = QUALITY_CONFIGS | {k: v for k, v in TRAIN_CONFIGS.items() if not set(v) & set(BENCH_ONLY)}
         if set(args.only or []) - set(known):
             ap.error(f"train-quality: unknown configuration(s) {sorted(set(args.only) - set(known))}; valid: {sorted(known)}")
         ref = next(iter(QUALITY_CONFIGS))  # every candidate is checked against the reference, which comes first
