@@ -32,7 +32,7 @@ def test_compiled_configs_run_on_a_cold_then_the_warm_inductor_cache(tmp_path, m
     from pathlib import Path
     from types import SimpleNamespace
 
-    from hsir.bench.train import TRAIN_CONFIGS, one_config
+    from hsir.bench.train import one_config
 
     seen = []
 
@@ -45,7 +45,7 @@ def test_compiled_configs_run_on_a_cold_then_the_warm_inductor_cache(tmp_path, m
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     cache = str(tmp_path / "cache")
-    run = lambda name: one_config(name, TRAIN_CONFIGS[name], "m", 2, 2, cache, 100.0, 20.0)  # noqa: E731
+    run = lambda name: one_config(name, "m", 2, 2, cache, 100.0, 20.0)  # noqa: E731
     warm_alone = run("default-compiled-warm")
     cold, warm = run("default-compiled"), run("default-compiled-warm")
     assert seen == [[], [], ["graph-2"]]  # the cold run wiped what the lone warm run had left

@@ -177,11 +177,10 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
     results = {}
     with tempfile.TemporaryDirectory(prefix="hsir-bench-inductor-") as tmp:
         compile_dir = f"{tmp}/cache"
-        for name, overrides in TRAIN_CONFIGS.items():
+        for name in TRAIN_CONFIGS:
             if only and name not in only:
                 continue
-            results[name] = one_config(name, overrides, model, steps, batch_size, compile_dir,
-                                       ceiling, fp32_ceiling)
+            results[name] = one_config(name, model, steps, batch_size, compile_dir, ceiling, fp32_ceiling)
     return {"bench": "train", "model": model, "parameters": params, "steps": steps, "batch_size": batch_size,
             "workload": f"SFT on the first {steps * batch_size} synthetic seed traces, batch {batch_size}, one process",
             "matmul_dtype": str(dtype).removeprefix("torch."), "matmul_gflops": round(rate / 1e9, 1),
@@ -191,15 +190,15 @@ def train_bench(model: str = "embedded:smollm2-135m", steps: int = 5, batch_size
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def one_config(name: str, overrides: dict, model: str, steps: int, batch_size: int, compile_dir: str,
-               ceiling: float, fp32_ceiling: float) -> dict:
+def one_config(name: str, model: str, steps: int, batch_size: int, compile_dir: str, ceiling: float,
+               fp32_ceiling: float) -> dict:
     """One configuration of ``TRAIN_CONFIGS`` in a process of its own, its rate as a share of the ceiling."""
     from hsir.models import native_bf16
 
+    overrides = dict(TRAIN_CONFIGS[name])
     if overrides.get("bf16") is False and not native_bf16():
         return {**overrides, "skipped": "the default is fp32 already on this CPU (no native bf16)"}
     print(f"[bench] train {name} ...", flush=True)
-    overrides = dict(overrides)
     env = os.environ | overrides.pop("env", {})
     found = None
     if cache := overrides.pop("compile_cache", None):  # inductor's on-disk cache, this bench run's own
