@@ -132,11 +132,11 @@ class SFTSettings:
     # passes take them longest first, so a padded pass holds rows of similar length (hsir.train.StepSortedSampler;
     # the paper profile's GPU layout). SFT only: TRL's DPO pairs are padded as they come
     group_by_length: bool = False
-    # torch.compile of the passes (transformers' ``torch_compile``). Off: on a 2-core AVX512-BF16 CPU compiled passes
-    # were 1.13-1.28x the default's, after a first step of 228 s on an empty compile cache and 53 s on a warm one
-    # (bench/train-compile-avx512bf16.json): repaid after ~25 steps warm, 100-200 cold, so not by the embedded
-    # profile's shorter runs on a fresh box. ``python -m hsir.bench train --only default default-compiled
-    # default-compiled-warm`` measures it with its compilation
+    # torch.compile of the passes (transformers' ``torch_compile``). Off: on a 2-core AVX512-BF16 CPU a real embedded
+    # SFT round (68 steps) took 388.7 s eager, 393.4 s compiled on a warm compile cache and 581.2 s on an empty one
+    # (compiled steps 1.10x; first step 50 s warm, 229 s cold; README "Training speed"), so no run of the embedded
+    # profile repays it. ``python -m hsir.bench train --only default default-compiled default-compiled-warm``
+    # measures it with its compilation
     torch_compile: bool = False
 
     def __post_init__(self):
