@@ -134,9 +134,9 @@ class SFTSettings:
     group_by_length: bool = False
     # torch.compile of the passes (transformers' ``torch_compile``). Off: on a 2-core AVX512-BF16 CPU a real embedded
     # SFT round (68 steps) took 388.7 s eager, 393.4 s compiled on a warm compile cache and 581.2 s on an empty one
-    # (compiled steps 1.10x; first step 50 s warm, 229 s cold; README "Training speed"), so no run of the embedded
-    # profile repays it. ``python -m hsir.bench train --only default default-compiled default-compiled-warm``
-    # measures it with its compilation
+    # (compiled steps 1.10x; first step 50 s warm, 229 s cold; README "Training speed"): repaid after ~70 steps warm,
+    # ~400 cold, where the embedded profile's runs have 13-99. ``python -m hsir.bench train --only default
+    # default-compiled default-compiled-warm`` measures it with its compilation
     torch_compile: bool = False
 
     def __post_init__(self):
