@@ -327,9 +327,10 @@ def claims_summary(table):
 
 
 def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | None = None, iteration: int = 1,
-                 margin: float = ACC_MARGIN, command: str | None = None, n_boot: int = 2000) -> str:
+                 margin: float = ACC_MARGIN, command: str | None = None, n_boot: int = 2000, note: str = "") -> str:
     """The claims file (markdown), written atomically to ``out``: the rule, one row per claim with its verdict,
-    then one row per comparison with each seed's value. ``command``: what the file says rebuilds it."""
+    then one row per comparison with each seed's value. ``command``: what the file says rebuilds it; ``note``: a
+    sentence added to its header (the M0 behind the seeds, ``hsir.archive.m0_note``)."""
     table = claims_table(roots, n_ops, iteration, margin, n_boot=n_boot)
     summary = claims_summary(table)
     counts = summary["verdict"].value_counts()
@@ -342,7 +343,8 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); round {iteration} of every row. "
         f"Verdicts: {tally}. Differences are A - B: accuracy in points, tokens in mean output tokens. On the "
         "synthetic testbed the step columns give the shares of a row's test solutions with fewer / more "
-        "computation steps than their problem's operations (skipped / extra operations), averaged over seeds.",
+        "computation steps than their problem's operations (skipped / extra operations), averaged over seeds."
+        + (f" {note}" if note else ""),
         "## Rule", rule_text(margin),
         "## Verdict per claim", markdown(summary),
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),

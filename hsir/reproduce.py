@@ -26,11 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from hsir.config import ROOT, digest, figures_dir, runs_dir
+from hsir.config import ROOT, digest, figures_dir, load_config, runs_dir
 from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
 from hsir.runs import commit, read_jsonl, write_text
+from hsir.seeds import seed_roots
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -69,6 +70,24 @@ class _Console:
 
     def flush(self) -> None:
         self.log.flush()
+
+
+def archive(profile: str, echo=print) -> None:
+    """Archive the profile's evaluated rounds (``hsir.archive``) after a run, finished or stopped, so that committing
+    ``figures/<profile>/rounds/`` keeps them when the machine is gone. A refusal (a rebuilt M0) is printed, not
+    raised: it must not hide why the run stopped."""
+    from hsir.archive import archive_roots
+    from hsir.results import archive_dir
+
+    cfg = load_config(profile)
+    try:
+        written = archive_roots(seed_roots(cfg), archive_dir(cfg))
+    except (RuntimeError, FileNotFoundError) as e:
+        echo(f"[reproduce] rounds not archived: {e}")
+        return
+    if any(written.values()):
+        echo(f"[reproduce] archived {sum(map(len, written.values()))} files of evaluated rounds under "
+             f"{archive_dir(cfg)} (commit them to keep them beyond this machine)")
 
 
 def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None,
@@ -136,6 +155,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             done.append(out)
             times.append((nb.name, seconds))
     finally:
+        archive(profile, echo)
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         for k, v in saved.items():

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hsir import paper as paper_tables
+from hsir.archive import archive_roots, archived_roots, m0_note
 from hsir.claims import write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
@@ -149,13 +150,25 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
     return text
 
 
-def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None) -> str:
+def archive_dir(cfg: LoopConfig) -> Path:
+    """Where a profile's evaluated rounds are archived (``hsir.archive``): ``figures/<profile>/rounds/``."""
+    return figures_dir(cfg.profile) / "rounds"
+
+
+def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None,
+                archived: Path | None = None) -> str:
     """``figures/<profile>/claims.md`` (or ``out``) from the run roots of ``seeds`` (default: every seed root that
-    exists, ``hsir.seeds.seed_roots``): the verdict per claim, ``hsir.claims``. Returns the Markdown."""
+    exists, ``hsir.seeds.seed_roots``): the verdict per claim, ``hsir.claims``. ``archived``: read the archived
+    rounds there instead (``hsir.archive``; every seed archived, when ``seeds`` is empty). Returns the Markdown."""
     n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
              if cfg.task == "synthetic" else None)
     out = out or figures_dir(cfg.profile) / "claims.md"
-    return write_claims(seed_roots(cfg, seeds), out, n_ops, command=command)
+    roots = seed_roots(cfg, seeds)
+    if archived is not None:
+        found = sorted(int(p.name.rsplit("-seed", 1)[1]) for p in archived.glob(f"{cfg.run_root.name}-seed*")
+                       if p.name.rsplit("-seed", 1)[1].isdigit())
+        roots = archived_roots(seed_roots(cfg, seeds or [cfg.seed, *found]), archived)
+    return write_claims(roots, out, n_ops, command=command, note=m0_note(roots))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,12 +180,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="the verdict per claim of the paper, pooled over seeds (hsir.claims): figures/<profile>/claims.md")
     ap.add_argument("--seeds", nargs="*", type=int, default=[],
                     help="with --claims: the seeds to pool (default: the profile's and every <run root>-seed<N>)")
+    ap.add_argument("--archive", action="store_true",
+                    help="copy every seed root's evaluated rounds into figures/<profile>/rounds/ (hsir.archive), to "
+                         "commit: what a later session on another machine pools its seeds with")
+    ap.add_argument("--archived", action="store_true",
+                    help="with --claims: read the archived rounds (figures/<profile>/rounds/) instead of runs/")
+    ap.add_argument("--archive-to", help="the archive's folder (default: figures/<profile>/rounds)")
     ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
     args = ap.parse_args(argv)
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
+    dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
+    if args.archive:
+        for s, files in archive_roots(seed_roots(cfg, args.seeds), dest).items():
+            print(f"seed {s}: {len(files)} files written under {kit_path(dest)}")
+        return 0
     if args.claims:
-        print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command))
+        print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
+                          archived=dest if args.archived else None))
         return 0
     out = Path(args.out) if args.out else figures_dir(args.profile) / "tables.md"
     print(write_tables(cfg, out, command=command))

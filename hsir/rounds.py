@@ -13,9 +13,11 @@ from hsir.synthetic import operation_gap
 
 
 def eval_rows(it_dir: Path) -> list[dict]:
-    """A round's greedy evaluation rows (its first evaluated task)."""
+    """A round's greedy evaluation rows (its first evaluated task); gzipped in an archived round (``hsir.archive``)."""
     label = next(iter(read_json(it_dir / "metrics.json")))
-    return read_jsonl(it_dir / f"eval_{label}.jsonl")
+    path = it_dir / f"eval_{label}.jsonl"
+    return read_jsonl(path if path.exists() or not path.with_name(path.name + ".gz").exists()
+                      else path.with_name(path.name + ".gz"))
 
 
 def round_correct(it_dir: Path) -> dict[str, bool]:

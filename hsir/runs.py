@@ -8,6 +8,7 @@ the tokens generated and the seconds of each stage, so that compute can be compa
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.metadata
 import json
@@ -51,8 +52,10 @@ def read_json(path: str | Path):
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, row) of each non-blank line; a line that is not JSON raises, naming the file and line."""
-    with open(path, encoding="utf-8") as f:
+    """(line number, row) of each non-blank line; a line that is not JSON raises, naming the file and line. A
+    ``.gz`` file (an archived round, ``hsir.archive``) is read through gzip."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:

@@ -111,6 +111,11 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     assert "seed 1:" in claims_md
     table_1a = next(line for line in claims_md.splitlines() if line.startswith("| Table 1a"))
     assert "0, 1" in table_1a  # Table 1a pooled both seeds
+    # every evaluated round of both seeds archived beside the figures, to commit (hsir.archive)
+    rounds = figs / "rounds"
+    assert read_json(rounds / "smoke" / "m0.json")["weights"] == read_json(rounds / "smoke-seed1" / "m0.json")["weights"]
+    assert (rounds / "smoke-seed1" / "methods" / "ReST-EM" / "iter_1" / "eval_synthetic.jsonl.gz").exists()
+    assert len(list(rounds.glob("smoke/methods/*/iter_1/metrics.json"))) >= 18
 
 
 def test_library_output_counts_stream_lines_that_are_not_the_kits(tmp_path):
@@ -176,6 +181,7 @@ def test_a_resumed_run_skips_the_notebooks_an_earlier_attempt_finished(tmp_path,
     monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **kw: ran.append(Path(nb).stem))
     monkeypatch.setattr(reproduce, "summary", lambda *a: None)
     monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path / "runs"))
     pairs = reproduce.notebooks_for("smoke")
     every, digests = [nb.stem for nb, _ in pairs], {nb.stem: reproduce.notebook_digest(nb, p) for nb, p in pairs}
     logs = tmp_path / "logs"
