@@ -339,7 +339,7 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
     detail_cols = ["claim", "comparison", "difference [95% CI]", "per seed", "seeds", "n", STEPS_A, STEPS_B, "verdict"]
     parts = [
         "# The paper's claims, tested",
-        f"Rebuilt from the run folders ({where})" + (f" by `{command}`" if command else "")
+        f"Rebuilt from the evaluated rounds of each seed ({where})" + (f" by `{command}`" if command else "")
         + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); round {iteration} of every row. "
         f"Verdicts: {tally}. Differences are A - B: accuracy in points, tokens in mean output tokens. On the "
         "synthetic testbed the step columns give the shares of a row's test solutions with fewer / more "

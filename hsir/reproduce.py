@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from hsir.archive import archive_dir, archive_roots
 from hsir.config import ROOT, digest, figures_dir, load_config, runs_dir
 from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
@@ -74,20 +75,19 @@ class _Console:
 
 def archive(profile: str, echo=print) -> None:
     """Archive the profile's evaluated rounds (``hsir.archive``) after a run, finished or stopped, so that committing
-    ``figures/<profile>/rounds/`` keeps them when the machine is gone. A refusal (a rebuilt M0) is printed, not
-    raised: it must not hide why the run stopped."""
-    from hsir.archive import archive_roots
-    from hsir.results import archive_dir
-
-    cfg = load_config(profile)
+    ``figures/<profile>/rounds/`` keeps them when the machine is gone. Any failure here is printed, never raised:
+    it must not hide why the run stopped, nor cost the run its record."""
     try:
-        written = archive_roots(seed_roots(cfg), archive_dir(cfg))
-    except (RuntimeError, FileNotFoundError) as e:
-        echo(f"[reproduce] rounds not archived: {e}")
+        cfg = load_config(profile)
+        written, refused = archive_roots(seed_roots(cfg), archive_dir(cfg))
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        echo(f"[reproduce] rounds not archived: {type(e).__name__}: {e}")
         return
-    if any(written.values()):
-        echo(f"[reproduce] archived {sum(map(len, written.values()))} files of evaluated rounds under "
-             f"{archive_dir(cfg)} (commit them to keep them beyond this machine)")
+    for s, why in refused.items():
+        echo(f"[reproduce] seed {s}'s rounds not archived: {why}")
+    if n := sum(map(len, written.values())):
+        echo(f"[reproduce] archived {n} files of evaluated rounds under {archive_dir(cfg)} (commit them to keep them "
+             "beyond this machine)")
 
 
 def run(profile: str, only: list[str] | None = None, out_root: Path | None = None, kernel: str | None = None,
@@ -155,7 +155,6 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
             done.append(out)
             times.append((nb.name, seconds))
     finally:
-        archive(profile, echo)
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
         for k, v in saved.items():
@@ -163,6 +162,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        archive(profile, echo)
     summary(profile, times, out_dir, log_dir, echo)
     if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
         path = figures_dir(profile) / f"run{tag}.md"

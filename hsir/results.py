@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hsir import paper as paper_tables
-from hsir.archive import archive_roots, archived_roots, m0_note
+from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
 from hsir.claims import write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
@@ -150,11 +150,6 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
     return text
 
 
-def archive_dir(cfg: LoopConfig) -> Path:
-    """Where a profile's evaluated rounds are archived (``hsir.archive``): ``figures/<profile>/rounds/``."""
-    return figures_dir(cfg.profile) / "rounds"
-
-
 def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None,
                 archived: Path | None = None) -> str:
     """``figures/<profile>/claims.md`` (or ``out``) from the run roots of ``seeds`` (default: every seed root that
@@ -163,11 +158,7 @@ def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = N
     n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
              if cfg.task == "synthetic" else None)
     out = out or figures_dir(cfg.profile) / "claims.md"
-    roots = seed_roots(cfg, seeds)
-    if archived is not None:
-        found = sorted(int(p.name.rsplit("-seed", 1)[1]) for p in archived.glob(f"{cfg.run_root.name}-seed*")
-                       if p.name.rsplit("-seed", 1)[1].isdigit())
-        roots = archived_roots(seed_roots(cfg, seeds or [cfg.seed, *found]), archived)
+    roots = seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
     return write_claims(roots, out, n_ops, command=command, note=m0_note(roots))
 
 
@@ -190,11 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
+    if args.archive and args.claims or args.archived and not args.claims or args.archive_to and not (
+            args.archive or args.archived):
+        ap.error("--archive (then --claims --archived), or --claims [--archived]; --archive-to goes with either")
     dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
     if args.archive:
-        for s, files in archive_roots(seed_roots(cfg, args.seeds), dest).items():
-            print(f"seed {s}: {len(files)} files written under {kit_path(dest)}")
-        return 0
+        roots = seed_roots(cfg, args.seeds)
+        written, refused = archive_roots(roots, dest)
+        for s, root in roots.items():
+            print(f"seed {s}: " + (f"refused: {refused[s]}" if s in refused else
+                                   f"{len(written[s])} files written under {kit_path(dest / root.name)}"))
+        return 1 if refused else 0
     if args.claims:
         print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
                           archived=dest if args.archived else None))

@@ -21,19 +21,25 @@ from pathlib import Path
 
 
 def file_digest(path: str | Path) -> str:
-    """A short hash of a file's bytes: which trained model a report (``sft.json``, ...) belongs to."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    """A short hash of a file's bytes, read in chunks: which trained model a report (``sft.json``, ...) belongs to."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
-def write_text(path: str | Path, text: str) -> None:
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` atomically: a temporary file beside ``path``, synced, then renamed over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | Path, obj) -> None:

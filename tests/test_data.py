@@ -132,6 +132,7 @@ def test_quickstart_runs_from_the_cache_without_a_data_folder(tmp_path, monkeypa
     empty = tmp_path / "no-data"
     empty.mkdir()
     monkeypatch.setenv("HSIR_DATA_DIR", str(empty))
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))  # the run's figures and archive: not the kit's
     monkeypatch.chdir(ROOT)
     shutil.rmtree(ROOT / "runs" / "smoke" / "quickstart", ignore_errors=True)  # generate afresh: progress shows
     assert data.ensure(data.profile_needs("smoke"), log=lambda _: None) == {
