@@ -24,7 +24,7 @@ import os
 import random
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hsir import answers, hub, synthetic
@@ -95,12 +95,18 @@ def _checked_choice(qid, question, choices, gold, **kw) -> Problem:
     return Problem(qid=qid, question=question.strip(), answer=gold, choices=choices, **kw)
 
 
+def seed_trace(reasoning: str, answer: str) -> str:
+    """A seed trace in the kit's layout from a row's ``reasoning``: DeepSeek-R1's ``<think>…</think>`` then a
+    summary (or the kit's own layout) keeps its think part, and the gold ``answer`` goes in the answer tags."""
+    think = reasoning.split("</think>")[0].replace("<think>", "").strip()
+    return f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
+
+
 def _gsm8k(row: dict, i: int) -> Problem:
-    if "reasoning" in row:  # R1 seed traces: <think>…</think> then a summary; keep the think part, our answer tags
-        think = row["reasoning"].split("</think>")[0].replace("<think>", "").strip()
+    if "reasoning" in row:  # R1 seed traces (camel-ai/gsm8k_distilled): no '####' line, the answer is the number
         answer = str(_need(row, "answer")).strip()
-        trace = f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
-        return Problem(qid=f"gsm8k-seed-{i}", question=row["question"], answer=answer, reasoning=trace)
+        return Problem(qid=f"gsm8k-seed-{i}", question=row["question"], answer=answer,
+                       reasoning=seed_trace(row["reasoning"], answer))
     full = _need(row, "answer")
     if "####" not in full:
         raise ValueError("answer has no '#### <number>' line")
@@ -252,6 +258,8 @@ class Task:
         for i, (src, line, row) in enumerate(self._rows(split)):
             try:
                 p = self.convert(row, i)
+                if p.reasoning is None and row.get("reasoning"):  # a user's seed traces, e.g. the paper's MedQA ones
+                    p = replace(p, reasoning=seed_trace(str(row["reasoning"]), p.answer))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 msg = f"{src}:{line}: {self.name} row is malformed: {e}"
                 if on_error == "raise":
@@ -425,8 +433,6 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 
 def get_task(name: str, data_dir: str | Path | None = None, strict: bool | None = None) -> Task:
     """The task called ``name`` (``strict``: only the <answer> block counts); an unknown name lists the valid ones."""
-    from dataclasses import replace
-
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     task = TASKS[name]

@@ -64,6 +64,27 @@ def test_r1_seed_traces_are_in_the_trace_format(data_dir):
         assert task.score(p, p.reasoning)
 
 
+def test_a_users_seed_traces_reach_training_on_choice_tasks(data_dir, tmp_path):
+    """The paper's MedQA (and Table 4's) seed traces are not released: a user adds a ``reasoning`` field to the rows,
+    and M0 must train on them (before, the choice readers dropped it and training stopped on the first row)."""
+    from hsir.train import sft_rows
+
+    for name, split in (("medqa", "test"), ("arc", "train"), ("csqa", "train")):  # no local MedQA-train
+        rel = get_task(name).files[split][0]
+        lines = (data_dir / rel).read_text(encoding="utf-8").splitlines()[:3]
+        rows = [json.loads(line) | {"reasoning": f"<think>Step {k}.\n\nSo it follows.</think> R1's summary."}
+                for k, line in enumerate(lines)]
+        (tmp_path / name / rel).parent.mkdir(parents=True)
+        (tmp_path / name / rel).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        task = get_task(name, tmp_path / name)
+        problems = task.load(split)
+        assert [p.reasoning for p in problems] == [
+            f"<think>\nStep {k}.\n\nSo it follows.\n</think>\n<answer>\n{p.answer}\n</answer>"
+            for k, p in enumerate(problems)], name
+        assert all(task.score(p, p.reasoning) for p in problems), name
+        assert len(sft_rows(task, problems)) == 3, name
+
+
 def test_unknown_task_lists_valid_names():
     with pytest.raises(KeyError) as e:
         get_task("gsm9k")
