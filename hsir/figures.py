@@ -35,7 +35,7 @@ def correct_count_histogram(counts: Mapping[str, int], k: int, title: str = ""):
     ax.set_xticks(range(k + 1))
     ax.set_xlabel(f"correct samples out of K = {k}")
     ax.set_ylabel("queries")
-    ax.set_title(title or f"Correct-count histogram ({len(counts)} queries)")
+    ax.set_title(f"Fig. 2 (left): {title or f'correct-count histogram ({len(counts)} queries)'}")
     for x, v in enumerate(values):
         if v:
             ax.text(x, v, str(v), ha="center", va="bottom", fontsize=8)
