@@ -184,7 +184,8 @@ def figure_4(rows, title: str = "Fig. 4: out-of-distribution accuracy of the sel
 
 
 # what each results table's "better, faster" panel plots from the paper: table -> (accuracy column, tokens column, what)
-PAPER_POINTS = {"1a": ("accuracy", "tokens", "overall: 3 models × 2 tasks"), "1b": ("accuracy", "tokens", "overall"),
+PAPER_POINTS = {"1": ("accuracy", "tokens", "overall: 3 models × 2 tasks"),
+                "1a": ("accuracy", "tokens", "overall: 3 models × 2 tasks"), "1b": ("accuracy", "tokens", "overall"),
                 "2": ("accuracy", "tokens", "overall: 4 models × 2 tasks"), "3": ("GSM8K", "GSM8K tokens", "GSM8K, 1.5B"),
                 "4": ("accuracy", "tokens", "overall: 3 tasks"), "5": ("accuracy", "tokens", "overall"),
                 "7": ("1.5B GSM8K", None, "GSM8K, 1.5B")}
@@ -202,10 +203,11 @@ def paper_points(table: str):
     return df.assign(accuracy=df[acc], tokens=df[tok] if tok else float("nan"))[["method", "accuracy", "tokens"]]
 
 
-def better_faster(res, table: str):
+def better_faster(res, table: str, ours_title: str = "this profile"):
     """The paper's "better, faster" in one picture: accuracy against mean output tokens, one point per method (its
-    last finished round, with its 95% interval) for this profile (left), beside the paper's printed numbers for
-    Table ``table`` (right; ``paper_points``). Up and to the left is better and faster."""
+    last finished round, with its 95% interval) for this profile (left; ``ours_title``, e.g. one cell of a table),
+    beside the paper's printed numbers for Table ``table`` (right; ``paper_points``). Up and to the left is better
+    and faster."""
     import seaborn as sns
 
     fig, (ours, theirs) = plt.subplots(1, 2, figsize=(12, 4))
@@ -219,7 +221,7 @@ def better_faster(res, table: str):
         ours.errorbar(r["mean_tokens"], acc, yerr=[[max(acc - lo, 0)], [max(hi - acc, 0)]], fmt="o", capsize=3,
                       color=colours[r["method"]], label=name)
         ours.annotate(r["method"], (r["mean_tokens"], acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ours.set_title(f"this profile ({len(last)} methods, last round each)", fontsize=10)
+    ours.set_title(f"{ours_title} ({len(last)} methods, last round each)", fontsize=10)
     if len(last) == 0:
         ours.text(0.5, 0.5, "no finished rounds", ha="center", va="center", transform=ours.transAxes)
     what = PAPER_POINTS[table][2]

@@ -108,6 +108,10 @@ def cell_table(profile: str, table: str):
         for col in CELL_TABLES[table]:
             row[col] = cell_value(cfgs[col], method, t) if col in cfgs else NOT_RUN
             row[f"paper {col}"] = p[col]
+        if table == "1":  # the paper's |Train| Avg.: training rows, thousands, averaged over the cells
+            n = [k for col in cfgs if (k := train_rows(cfgs[col], method, t)) is not None]
+            row |= {"Train (K), mean of the cells run": f"{sum(n) / len(n) / 1000:.2f}" if n else NOT_RUN,
+                    "paper Train (K)": p["|Train| (K)"]}
         row |= {"paper accuracy": p["accuracy"], "paper tokens": p["tokens"]}
         rows.append(row)
     sources = pd.DataFrame([{"column": col, "cell": cells[col].name if col in cells else "(none in this profile)",
@@ -166,6 +170,18 @@ def _figure(fig, out: Path, name: str) -> str:
     return f"![{name}]({name}.png)"
 
 
+def _cell_figures(profile: str, table: str, out: Path) -> list[str]:
+    """Accuracy against tokens for each cell of ``table`` that has finished rounds, beside the paper's overall points
+    (the paper prints no cell's tokens); a line saying none has run otherwise."""
+    shown = []
+    for cell in (c for c in load_cells(profile).values() if c.table == table):
+        ran = results_table(cell_config(profile, cell), cell.methods)
+        if len(ran):
+            name = f"99_better_faster_{table}_{cell.name}"
+            shown.append(_figure(figures.better_faster(ran, table, f"{cell.column} ({cell.name})"), out, name))
+    return shown or [f"Accuracy against tokens: {NOT_RUN} (no cell of Table {table} has a finished round)."]
+
+
 def _header(profile: str, cfg: LoopConfig, command: str) -> list[str]:
     return [f"# The paper's tables and figures beside the {profile} profile's",
             f"Rebuilt from `{kit_path(cfg.run_root)}` by `{command}` ({time.strftime('%Y-%m-%d')}). Every number of ours "
@@ -193,7 +209,7 @@ def write_report(profile: str, overrides: dict | None = None, out: Path | None =
         res, sources = cell_table(profile, table)
         parts += [f"## {paper.PAPER_TITLES[table]}, cell by cell", markdown(res),
                   "Where each column comes from (each cell: `<run folder>/methods/<method>/iter_<t>/metrics.json`):",
-                  markdown(sources), *_flags(table)]
+                  markdown(sources), *_flags(table), *_cell_figures(profile, table, out)]
         if table == "4" and (out / "06_table_4_stand_in.md").exists():
             parts.append("Whether this profile's model can stand in on these tasks at all (notebook 06: M0 against "
                          "chance): [06_table_4_stand_in.md](06_table_4_stand_in.md).")

@@ -72,6 +72,7 @@ def test_a_number_of_ours_in_the_report_traces_back_to_the_file_it_names(folders
     assert float(dpo["testbed→testbed (ood)"]) == 100 * read_json(Path(dpo["source"]))["synthetic-ood"]["accuracy"]
     assert dpo["paper MedQA→GPQA"] == "28.79" and t6["IRPO", "2"]["testbed→testbed (ood)"] == paper_report.NOT_RUN
 
+    assert "Accuracy against tokens: not run (no cell of Table 2 has a finished round)." in text
     for name in ["99_better_faster_1a", "99_better_faster_5", "99_figure_4"]:
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG" and f"]({name}.png)" in text
     assert "Fig. 2: not run (notebook 01)." in text and "Table 1: iterative" in text
@@ -81,7 +82,9 @@ def test_cell_tables_read_each_cells_runs_and_say_not_run_elsewhere(folders):
     cells = {c.column: c for c in paper_report.load_cells("paper").values()}
     arc = paper_report.cell_config("paper", cells["ARC"])
     write_round(arc.run_root, "HSIR-SFT", 1, "arc")
-    write_round(load_config("paper").run_root, "STaR", 2, "gsm8k")  # Table 1's first cell: the profile's own runs
+    star = load_config("paper").run_root / "methods" / "STaR"
+    write_round(star.parents[1], "STaR", 2, "gsm8k")  # Table 1's first cell: the profile's own runs
+    (star / "iter_2" / "train.jsonl").write_text('{"prompt": "q", "completion": "c"}\n' * 1500)
     res, sources = paper_report.cell_table("paper", "4")
     row = res.set_index("method").loc["HSIR-SFT"]
     assert row["ARC"] == "62.50 [50.0, 75.0], 123 tok" and row["paper ARC"] == 72.45
@@ -89,10 +92,16 @@ def test_cell_tables_read_each_cells_runs_and_say_not_run_elsewhere(folders):
     arc_source = sources.set_index("column").loc["ARC"]
     assert arc_source["run folder"] == str(arc.run_root) and arc_source["model"] == "Qwen/Qwen2.5-1.5B-Instruct"
     assert "DeepSeek-R1" in arc_source["seed traces"]
+    report = paper_report.write_report("paper")
+    for name in ("99_better_faster_4_table4-arc", "99_better_faster_1_table1-1.5b-gsm8k"):
+        assert f"]({name}.png)" in report and (figures_dir("paper") / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert report.count("](99_better_faster_4_") == 1 and "no cell of Table 2 has a finished round" in report
     t1, _ = paper_report.cell_table("paper", "1")
     star2 = t1[(t1["method"] == "STaR") & (t1["iteration"] == 2)].iloc[0]
     assert star2["1.5B GSM8K"].startswith("62.50") and star2["paper 1.5B GSM8K"] == 70.96
     assert star2["7B MedQA"] == paper_report.NOT_RUN
+    assert star2["Train (K), mean of the cells run"] == "1.50" and star2["paper Train (K)"] == 6.1
+    assert set(t1[t1["method"] == "HSIR-SFT"]["Train (K), mean of the cells run"]) == {paper_report.NOT_RUN}
     assert len(t1) == len(paper.paper_table("1"))
 
 
