@@ -211,10 +211,20 @@ def resolve_bf16(settings):
 
 
 def last_checkpoint(ckpt_dir: Path) -> str | None:
-    """The trainer checkpoint a killed run resumes from, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    """The newest complete trainer checkpoint a killed run resumes from, if any. The trainer writes
+    ``trainer_state.json`` after the weights, optimizer and RNG states, so a checkpoint without it (or with it cut)
+    was being saved when the run was killed: it is deleted and the one before it resumes. (transformers'
+    ``get_last_checkpoint`` picks the newest folder, and resuming from a cut one fails.)"""
+    steps = [(int(p.name.rsplit("-", 1)[1]), p) for p in ckpt_dir.glob("checkpoint-*")
+             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()] if ckpt_dir.exists() else []
+    for _, folder in sorted(steps, reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            return str(folder)
+        except (OSError, ValueError):
+            logging.getLogger(__name__).warning("%s was cut by a kill while it was saved; deleted", folder)
+            shutil.rmtree(folder, ignore_errors=True)  # several processes may find it at once
+    return None
 
 
 def run_trainer(trainer, tokenizer, out: Path, ckpt_dir: Path, last: str | None, report_name: str,

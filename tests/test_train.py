@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -220,6 +221,28 @@ def test_a_run_killed_mid_training_resumes_to_the_same_model(tmp_path, smoke_mod
     assert rep["resumed_from"].endswith("checkpoint-2") and rep["steps"] == 4
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_checkpoint_cut_while_it_was_saved_is_dropped_and_the_one_before_resumes(tmp_path, smoke_model):
+    """A kill during a checkpoint's save leaves it without trainer_state.json and with a cut optimizer.pt (as a real
+    stopped run did): resuming from it failed; the run now goes on from the last complete one, to the same model."""
+    from safetensors.torch import load_file
+
+    task = get_task("synthetic")
+    rows = sft_rows(task, task.load("seed", limit=16))
+    s = SFTSettings(lr=1e-3, batch_size=4, micro_batch_size=4, bf16=False, save_every=1, weights="fp32")
+    whole = train_sft("smoke:tiny-llama", rows, tmp_path / "whole", s)
+    with pytest.raises(Kill):
+        train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s, callbacks=[_kill_at(3)])
+    ckpts = tmp_path / "killed.checkpoints"
+    cut = shutil.copytree(ckpts / "checkpoint-2", ckpts / "checkpoint-3")
+    (cut / "trainer_state.json").unlink()
+    (cut / "optimizer.pt").write_bytes((cut / "optimizer.pt").read_bytes()[:100])
+    resumed = train_sft("smoke:tiny-llama", rows, tmp_path / "killed", s)
+    assert sft_report(resumed)["resumed_from"].endswith("checkpoint-2")
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
 
