@@ -4,7 +4,7 @@ SFT rows are conversational prompt-completion pairs, so TRL applies the model's 
 ``Task.prompt`` does at sampling time and computes the loss on the completion only (Eq.1: token-mean NLL,
 prompt masked). The result is a plain safetensors folder (model + tokenizer) that transformers and vLLM both
 load; it is written to a temporary sibling and renamed into place, so a killed run leaves either nothing or a
-whole model, and a finished one is reused on rerun. A killed run resumes from the trainer's last checkpoint in
+whole model, and a finished one is reused on rerun. A killed run resumes from the trainer's last complete checkpoint in
 ``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model an
 uninterrupted run of the same seed gives.
 
