@@ -38,6 +38,10 @@ HARMLESS = (
     re.compile(r"CPU backend doesn't allow to use `torch.set_num_threads` after the thread binding"),
     # the kit runs vLLM in its own process on a CPU on purpose (README, Generation engines) and seeds every request
     re.compile(r"The global random seed is set to \d+\. Since VLLM_ENABLE_V1_MULTIPROCESSING is set to False"),
+    # vLLM's weight reload (a new round's model into the running engine): the rotary embedding has no weights, and
+    # the tied output head has none of its own, which the kit's WeightSwapWorker refreshes (hsir.vllm_backend). Any
+    # other layer that loads nothing still shows.
+    re.compile(r"^(RotaryEmbedding|ParallelLMHead): Failed to load weights$"),
     # a deprecation inside vLLM's own code (Python's warnings, captured into the py.warnings logger)
     re.compile(r"`torch.distributed.reduce_op` is deprecated"),
 )

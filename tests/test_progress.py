@@ -61,7 +61,12 @@ def test_known_harmless_warnings_go_to_the_log_only_and_unknown_ones_still_show(
         logging.getLogger("vllm.model_executor.models.utils").warning(*WEIGHT_DTYPE)
         logging.getLogger("vllm.v1.worker.cpu_worker").warning(*STARTUP_TIP)
         logging.getLogger("vllm.v1.engine").warning(*UNKNOWN)
+        reload = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+        for layer in ("RotaryEmbedding", "ParallelLMHead", "QKVParallelLinear"):
+            reload.warning("%s: Failed to load weights", layer)
         err, text = capsys.readouterr().err, log.read_text()
+        assert "ParallelLMHead: Failed" in text and "RotaryEmbedding" not in err and "ParallelLMHead" not in err
+        assert "QKVParallelLinear: Failed to load weights" in err  # a layer with weights of its own still shows
         assert "Attempted to load weight layers.9.mlp.down_proj.weight" in text and "Attempted to load" not in err
         assert "libtcmalloc is not found in LD_PRELOAD" in text and "LD_PRELOAD" not in err
         assert "the KV cache holds only 512 tokens" in err and "the KV cache holds only 512 tokens" in text
