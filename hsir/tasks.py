@@ -30,7 +30,7 @@ from pathlib import Path
 from hsir import answers, hub, synthetic
 from hsir.answers import parse_number
 from hsir.runs import iter_jsonl
-from hsir.traces import FORMAT_INSTRUCTION
+from hsir.traces import FORMAT_INSTRUCTION, format_trace
 
 GPQA_PASSWORD = b"deserted-untie-orchid"
 
@@ -98,8 +98,7 @@ def _checked_choice(qid, question, choices, gold, **kw) -> Problem:
 def seed_trace(reasoning: str, answer: str) -> str:
     """A seed trace in the kit's layout from a row's ``reasoning``: DeepSeek-R1's ``<think>…</think>`` then a
     summary (or the kit's own layout) keeps its think part, and the gold ``answer`` goes in the answer tags."""
-    think = reasoning.split("</think>")[0].replace("<think>", "").strip()
-    return f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
+    return format_trace([reasoning.split("</think>")[0].replace("<think>", "")], answer)
 
 
 def _gsm8k(row: dict, i: int) -> Problem:

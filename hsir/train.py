@@ -4,9 +4,9 @@ SFT rows are conversational prompt-completion pairs, so TRL applies the model's 
 ``Task.prompt`` does at sampling time and computes the loss on the completion only (Eq.1: token-mean NLL,
 prompt masked). The result is a plain safetensors folder (model + tokenizer) that transformers and vLLM both
 load; it is written to a temporary sibling and renamed into place, so a killed run leaves either nothing or a
-whole model, and a finished one is reused on rerun. A killed run resumes from the trainer's last complete checkpoint in
-``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model an
-uninterrupted run of the same seed gives.
+whole model, and a finished one is reused on rerun. A killed run resumes from the trainer's last complete
+checkpoint in ``<out>.checkpoints`` (optimizer, schedule, RNG and data position included), so it ends with the model
+an uninterrupted run of the same seed gives.
 
 Precision (``weights``): the update is always taken on fp32 weights, since AdamW's updates at the paper's lr
 (1e-5, 1e-6) are below bf16's resolution for most weights and would round away. Where the hardware runs bf16
@@ -219,7 +219,7 @@ def last_checkpoint(ckpt_dir: Path) -> str | None:
              if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()] if ckpt_dir.exists() else []
     for _, folder in sorted(steps, reverse=True):
         try:
-            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            read_json(folder / "trainer_state.json")
             return str(folder)
         except (OSError, ValueError):
             logging.getLogger(__name__).warning("%s was cut by a kill while it was saved; deleted", folder)
