@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -168,3 +169,29 @@ def test_write_claims_states_the_rule_and_a_row_per_claim(tmp_path):
     assert len(rows) == len(claims.CLAIMS)
     assert "Verdicts: 2 holds, 1 contradicted, 1 unresolved at this size, 4 not run" in text
     assert "outperforms the IRPO by a clear margin" in summary and "`python -m hsir.results --claims`" in text
+
+
+def test_each_row_against_m0_reads_the_shared_m0_from_the_first_seed(tmp_path):
+    """The room table pairs every seed's row with the one M0 the seeds share: a seed root without M0's round (an
+    archived seed) still gets its row; a row that moves M0 is above or below it, one that does not is within."""
+    better, m0 = seed_pair(200, 60, 2, 0)  # +29 points over M0
+    worse = {q: c and i % 4 != 0 for i, (q, c) in enumerate(m0.items())}  # M0 with a quarter of its right ones broken
+    roots = {s: tmp_path / f"seed{s}" for s in range(3)}
+    write_round(roots[0], "SFT-Initial", m0, 100, 2)
+    write_round(roots[0], "SFT-Oracle", better, 110, 2)
+    for s, root in roots.items():
+        write_round(root, "ReST-EM", better, 90, 2)
+        write_round(root, "IRPO", m0, 80 - s, 2)
+        write_round(root, "GRPO", worse, 100, 2)
+    room = claims.against_m0(roots, n_boot=400).set_index("row")
+    assert list(room.index) == ["SFT-Oracle", "ReST-EM", "IRPO", "GRPO"]  # the oracle first, then the claims' order
+    assert room.attrs["m0 accuracy %"] == pytest.approx(100 * np.mean(list(m0.values())))
+    assert room.loc["SFT-Oracle", "seeds"] == "0" and room.loc["ReST-EM", "seeds"] == "0, 1, 2"
+    assert room.loc["ReST-EM", "diff"] == pytest.approx(58 / 200) and room.loc["ReST-EM", "vs M0"] == claims.ABOVE
+    assert room.loc["GRPO", "vs M0"] == claims.BELOW and room.loc["IRPO", "vs M0"] == claims.WITHIN
+    assert room.loc["IRPO", "tokens vs M0"] == "-21.0"  # 80, 79, 78 tokens against M0's 100
+    text = claims.write_claims(roots, tmp_path / "claims.md", n_boot=200)
+    assert "## Each row against M0" in text and "| ReST-EM | 0, 1, 2 | 200 |" in text
+    shutil.rmtree(roots[0] / "methods" / "SFT-Initial")
+    assert claims.against_m0(roots, n_boot=100).empty  # no M0, nothing to compare with
+    assert "## Each row against M0" not in claims.write_claims(roots, tmp_path / "claims.md", n_boot=100)
