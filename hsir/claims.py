@@ -4,8 +4,9 @@ Each claim of the paper (Fig. 2, Tables 1a, 1b, 3, 5, 7) is tested as one or mor
 the same test problems): the difference A - B in accuracy or in mean output tokens, pooled over the seeds that ran
 both rows, with a bootstrap interval that resamples seeds and test problems (``pooled_paired_difference``). A
 stated rule (``RULE``, printed at the top of the claims file) turns each interval into holds / contradicted /
-unresolved at this size, and a claim's comparisons into the claim's verdict. Nothing here runs a model: the claims
-file is rebuilt from run folders alone, like ``hsir.results``' tables.
+unresolved at this size, and a claim's comparisons into the claim's verdict. The file ends with every claim row, and
+the oracle, against M0 (``against_m0``): a ranking means something only where the rows move M0 at all. Nothing here
+runs a model: the claims file is rebuilt from run folders alone, like ``hsir.results``' tables.
 """
 
 from __future__ import annotations
