@@ -3,7 +3,8 @@
 A run folder holds models (GBs) and lives on the machine that trained them; the verdict per claim (``hsir.claims``)
 reads only a round's ``metrics.json`` and its greedy ``eval_<task>.jsonl``. So after every run ``hsir.reproduce``
 (or ``python -m hsir.results --archive``) copies those (the evaluation rows gzipped, with ``sampling.json`` and
-``selection.json``) of every seed root into ``figures/<profile>/rounds/<root name>/``, the run folder's layout,
+``selection.json``), and those of notebook 06's out-of-distribution evaluations (Table 6, Fig. 4), of every seed
+root into ``figures/<profile>/rounds/<root name>/``, the run folder's layout,
 with ``m0.json``: the digest of the weights of the M0 the root's rounds start from. Committed, the archive lets a
 later session, on another machine, pool its seeds with the ones this machine ran
 (``python -m hsir.results --claims --archived``).
@@ -72,14 +73,22 @@ def _same(path: Path, data: bytes) -> bool:
     return (gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()) == data
 
 
+# where a root's greedy evaluations lie: each round's test split, and each round on notebook 06's out-of-distribution
+# sets (``hsir.generalization``: <root>/generalization/<method>/iter_<t>/<task>-<split>/, Table 6 and Fig. 4)
+EVALUATIONS = ("methods/*/iter_*/metrics.json", "generalization/*/iter_*/*/metrics.json")
+
+
 def evaluated_rounds(root: Path) -> list[Path]:
-    """A root's rounds with a greedy evaluation: ``metrics.json`` and its first task's ``eval_<task>.jsonl``. A method
-    folder that is a link (SFT-Initial in a seed root, ``hsir.seeds.SHARED``) is the first seed's, not this root's."""
+    """A root's folders with a greedy evaluation (``EVALUATIONS``): ``metrics.json`` and its first entry's
+    ``eval_<label>.jsonl``. A method folder that is a link (SFT-Initial in a seed root, ``hsir.seeds.SHARED``) is the
+    first seed's, not this root's."""
     out = []
-    for metrics in sorted(root.glob("methods/*/iter_*/metrics.json")):
-        it = metrics.parent
-        if not it.parent.is_symlink() and (it / f"eval_{next(iter(read_json(metrics)))}.jsonl").exists():
-            out.append(it)
+    for pattern in EVALUATIONS:
+        for metrics in sorted(root.glob(pattern)):
+            it = metrics.parent
+            method = it.parent if pattern.startswith("methods/") else it.parent.parent
+            if not method.is_symlink() and (it / f"eval_{next(iter(read_json(metrics)))}.jsonl").exists():
+                out.append(it)
     return out
 
 

@@ -63,6 +63,22 @@ def test_only_evaluated_rounds_of_the_roots_own_methods_are_archived(tmp_path):
     assert read_json(dest / "seed1" / "m0.json")["weights"] == read_json(dest / "seed0" / "m0.json")["weights"]
 
 
+def test_out_of_distribution_evaluations_are_archived_in_the_run_folders_layout(tmp_path):
+    """Table 6 / Fig. 4's evaluations (notebook 06) outlive the machine too; one cut before its rows is not copied."""
+    roots = with_m0(fake_roots(tmp_path / "runs"))
+    done = roots[0] / "generalization" / "IRPO" / "iter_1" / "gsm8k-test"
+    cut = roots[0] / "generalization" / "HSIR-DPO" / "iter_1" / "gsm8k-test"
+    for folder in (done, cut):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text('{"gsm8k-test": {"accuracy": 0.25}}')
+    (done / "eval_gsm8k-test.jsonl").write_text('{"qid": "q0", "correct": true}\n')
+    written, refused = archive.archive_roots({0: roots[0]}, tmp_path / "rounds")
+    kept = tmp_path / "rounds" / "seed0" / "generalization"
+    assert not refused and sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file()) == [
+        "IRPO/iter_1/gsm8k-test/eval_gsm8k-test.jsonl.gz", "IRPO/iter_1/gsm8k-test/metrics.json"]
+    assert read_json(kept / "IRPO" / "iter_1" / "gsm8k-test" / "metrics.json")["gsm8k-test"]["accuracy"] == 0.25
+
+
 def test_an_archived_root_refuses_rounds_of_another_m0_and_the_others_go_on(tmp_path):
     roots = with_m0(fake_roots(tmp_path / "runs"))
     dest = tmp_path / "rounds"
