@@ -306,7 +306,7 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
 
 M0 = "SFT-Initial"  # M0's round: every seed's rows start from it (hsir.seeds shares M0)
 ORACLE = "SFT-Oracle"  # the room any self-improvement has: M0 trained on D_u's gold traces too
-ABOVE, BELOW, WITHIN = "above M0", "below M0", "within M0's interval"
+ABOVE, BELOW, WITHIN = "above M0", "below M0", "neither (the interval spans 0)"
 
 
 def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
@@ -317,7 +317,7 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
     beat M0, ReST-EM must beat it). Each row is paired with M0 on the same problems, pooled over the seeds that ran
     it, as ``pooled_paired_difference`` pools a comparison. M0 is shared by the seeds (``hsir.seeds``) and evaluated
     greedily once, so its round is read from the first root that has it (a seed root links it, an archived seed
-    root has none). ``vs M0``: above / below M0 when the interval excludes 0, within its interval otherwise.
+    root has none). ``vs M0``: above / below M0 when the interval excludes 0, neither otherwise.
     Columns: ``row``, ``seeds``, ``n``, ``accuracy % (per seed)``, ``vs M0 (pts) [95% CI]``, ``per seed``,
     ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``."""
     import pandas as pd
