@@ -86,7 +86,7 @@ def evaluated_rounds(root: Path) -> list[Path]:
     for pattern in EVALUATIONS:
         for metrics in sorted(root.glob(pattern)):
             it = metrics.parent
-            method = it.parent if pattern.startswith("methods/") else it.parent.parent
+            method = root.joinpath(*it.relative_to(root).parts[:2])  # methods/<m> or generalization/<m>
             if not method.is_symlink() and (it / f"eval_{next(iter(read_json(metrics)))}.jsonl").exists():
                 out.append(it)
     return out

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hsir.config import kit_path
+from hsir.methods import M0  # every seed's rows start from its round (hsir.seeds shares M0)
 from hsir.rounds import eval_rows, markdown, operation_gaps
 from hsir.runs import commit, write_text
 
@@ -304,7 +305,6 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
     return table
 
 
-M0 = "SFT-Initial"  # M0's round: every seed's rows start from it (hsir.seeds shares M0)
 ORACLE = "SFT-Oracle"  # the room any self-improvement has: M0 trained on D_u's gold traces too
 ABOVE, BELOW, WITHIN = "above M0", "below M0", "neither (the interval spans 0)"
 

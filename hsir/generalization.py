@@ -24,14 +24,13 @@ from pathlib import Path
 from hsir.config import ROOT, LoopConfig, kit_path, load_config, runs_dir, settings_from
 from hsir.evaluate import evaluate, paired_difference
 from hsir.generate import Engine
-from hsir.methods import get_method
+from hsir.methods import M0, get_method
 from hsir.paper import TABLE_6, TABLE_6_COLUMNS
 from hsir.progress import say
 from hsir.rounds import round_correct
 from hsir.runs import read_json
 from hsir.tasks import TASKS, Task, get_task
 
-M0 = "SFT-Initial"  # M0: iteration 0 of every method, its model <run root>/m0
 PROFILE = "profile"  # the source that is the profile's own runs
 FOLDER = "generalization"
 STAND_IN_FOLDER = "stand-in"  # stand_in_check's evaluations: not out-of-distribution rows of Fig. 4

@@ -38,6 +38,7 @@ SELECTS = ("all", "dedup", "random", "shortest", "high_readiv", "low_readiv", "o
 FILTERS = (None, "indiv", "length")
 TRAINERS = ("sft", "dpo", "grpo")
 INITS = ("base", "previous", "m0", "HSIR-SFT")
+M0 = "SFT-Initial"  # the row that is M0 itself: iteration 0 of every method, its model <run root>/m0
 PAIRS = (None, "incorrect")
 
 

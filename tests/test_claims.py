@@ -173,7 +173,7 @@ def test_write_claims_states_the_rule_and_a_row_per_claim(tmp_path):
 
 def test_each_row_against_m0_reads_the_shared_m0_from_the_first_seed(tmp_path):
     """The room table pairs every seed's row with the one M0 the seeds share: a seed root without M0's round (an
-    archived seed) still gets its row; a row that moves M0 is above or below it, one that does not is within."""
+    archived seed) still gets its row; a row that moves M0 is above or below it, one that does not is neither."""
     better, m0 = seed_pair(200, 60, 2, 0)  # +29 points over M0
     worse = {q: c and i % 4 != 0 for i, (q, c) in enumerate(m0.items())}  # M0 with a quarter of its right ones broken
     roots = {s: tmp_path / f"seed{s}" for s in range(3)}
