@@ -214,9 +214,14 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def _claim_rows(claims: Sequence[Claim]) -> list[str]:
+    """The methods the claims compare, each once, in the claims' order."""
+    return list(dict.fromkeys(m for c in claims for cmp in c.comparisons for m in (cmp.a, cmp.b)))
+
+
 def claim_methods(claims: Sequence[Claim] = CLAIMS) -> set[str]:
     """The methods the claims compare: the rows that run on every seed (``hsir.seeds``)."""
-    return {m for c in claims for cmp in c.comparisons for m in (cmp.a, cmp.b)}
+    return set(_claim_rows(claims))
 
 
 @dataclass
@@ -256,7 +261,7 @@ def _signed(v: float, scale: float) -> str:
 
 def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iteration: int = 1,
                  margin: float = ACC_MARGIN, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
-                 seed: int = 0):
+                 seed: int = 0, runs: Mapping | None = None):
     """One row per comparison of every claim (a DataFrame), from run folders alone.
 
     ``roots``: seed -> run root (``<root>/methods/<method>/iter_<iteration>/`` with ``metrics.json`` and its
@@ -266,10 +271,12 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
     non-inferiority margin of "≥" comparisons in accuracy. Columns: ``claim``, ``the paper says``, ``tested as``,
     ``comparison``, ``a``, ``b``, ``seeds``, ``n``, ``diff``/``lo``/``hi`` (accuracy as a fraction, tokens as tokens),
     ``difference [95% CI]`` and ``per seed`` (points or tokens), ``A / B fewer / more steps than ops (%)``,
-    ``verdict`` (the comparison's) and ``claim verdict`` (``combine`` of its claim's)."""
+    ``verdict`` (the comparison's) and ``claim verdict`` (``combine`` of its claim's). ``runs``: the rounds
+    already read (``_read_rows``), so that a caller building several tables reads each evaluation file once."""
     import pandas as pd
 
-    runs = _read_rows(roots, {m for c in claims for x in c.comparisons for m in (x.a, x.b)}, iteration, n_ops)
+    if runs is None:
+        runs = _read_rows(roots, _claim_rows(claims), iteration, n_ops)
     rows = []
     for claim in claims:
         part = []
@@ -310,7 +317,7 @@ ABOVE, BELOW, WITHIN = "above M0", "below M0", "neither (the interval spans 0)"
 
 
 def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
-               seed: int = 0):
+               seed: int = 0, runs: Mapping | None = None):
     """Each claim row, and the oracle, against M0 (a DataFrame): does the setting leave room, and do the rows move?
 
     A claim ranks rows; it says something only where the rows move M0 at all (issue 26: the oracle must clearly
@@ -319,11 +326,13 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
     greedily once, so its round is read from the first root that has it (a seed root links it, an archived seed
     root has none). ``vs M0``: above / below M0 when the interval excludes 0, neither otherwise.
     Columns: ``row``, ``seeds``, ``n``, ``accuracy % (per seed)``, ``vs M0 (pts) [95% CI]``, ``per seed``,
-    ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``."""
+    ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``. ``runs``: as
+    in ``claims_table``."""
     import pandas as pd
 
-    order = [ORACLE] + list(dict.fromkeys(m for c in claims for x in c.comparisons for m in (x.a, x.b)))
-    runs = _read_rows(roots, {M0, *order}, iteration, None)
+    order = [ORACLE, *_claim_rows(claims)]
+    if runs is None:
+        runs = _read_rows(roots, {M0, *order}, iteration, None)
     m0 = next((runs[s, M0] for s in roots if (s, M0) in runs), None)
     rows = []
     for m in order:
@@ -375,7 +384,8 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
     """The claims file (markdown), written atomically to ``out``: the rule, one row per claim with its verdict,
     then one row per comparison with each seed's value. ``command``: what the file says rebuilds it; ``note``: a
     sentence added to its header (the M0 behind the seeds, ``hsir.archive.m0_note``)."""
-    table = claims_table(roots, n_ops, iteration, margin, n_boot=n_boot)
+    runs = _read_rows(roots, {M0, ORACLE, *_claim_rows(CLAIMS)}, iteration, n_ops)  # each file read once
+    table = claims_table(roots, n_ops, iteration, margin, n_boot=n_boot, runs=runs)
     summary = claims_summary(table)
     counts = summary["verdict"].value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, CONTRADICTED, UNRESOLVED, NOT_RUN))
@@ -393,7 +403,7 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         "## Verdict per claim", markdown(summary),
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),
     ]
-    room = against_m0(roots, iteration, n_boot=n_boot)
+    room = against_m0(roots, iteration, n_boot=n_boot, runs=runs)
     if len(room):
         parts += ["## Each row against M0",
                   f"Whether the setting leaves room and the rows move at all: each claim row, and {ORACLE} (M0 "
