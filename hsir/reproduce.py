@@ -114,6 +114,10 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     whole = not only  # only a run of the whole profile is timed in its attempts file and run.md
     timed = attempts if whole else None
     digests = {nb.stem: notebook_digest(nb, p) for nb, p in pairs}
+    killed = log_killed(attempts) if whole else None
+    if killed:
+        echo(f"[reproduce] the last attempt of {killed['notebook']} was killed after {clock(killed['seconds'])} "
+             f"(its heartbeat); logged in {attempts}")
     finished = finished_earlier(attempts, digests) if whole else set()
     old_term = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
@@ -132,7 +136,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
                 continue
             echo(f"[reproduce] {i}/{len(pairs)} {nb.name} ({profile}); full output: {log_path}")
             t0, nb_digest = time.perf_counter(), digests[nb.stem]
-            with open(log_path, "w", encoding="utf-8") as log:
+            with open(log_path, "w", encoding="utf-8") as log, Heartbeat(timed, nb.stem, nb_digest):
                 stdout, stderr = _Console(log, "stdout", echo), _Console(log, "stderr", echo)
                 try:
                     pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name=kernel,
@@ -203,18 +207,86 @@ def notebook_digest(notebook: Path, params_file: Path) -> str:
 BOX_KEYS = ("cpu_model", "cpu_capability", "amx", "avx512_bf16", "threads", "gpu")  # what run.md names
 
 
-def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, nb_digest: str | None = None) -> None:
-    """Append one notebook attempt to the run's attempts file ``path`` (None: a partial run, not timed): a run killed
-    and resumed keeps both attempts' time (a kill -9 leaves no line). ``nb_digest``: ``notebook_digest``."""
-    if path is None:
-        return
+def _attempt(notebook: str, seconds: float, outcome: str, nb_digest: str | None, box: dict) -> dict:
+    return {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown", "digest": nb_digest,
+            "box": box}
+
+
+def _box() -> dict:
     from hsir.bench.common import machine
 
-    entry = {"notebook": notebook, "seconds": round(seconds, 1), "outcome": outcome,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": commit() or "unknown", "digest": nb_digest,
-             "box": {k: v for k, v in machine().items() if k in BOX_KEYS}}
+    return {k: v for k, v in machine().items() if k in BOX_KEYS}
+
+
+def _append(path: Path, entry: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, nb_digest: str | None = None) -> None:
+    """Append one notebook attempt to the run's attempts file ``path`` (None: a partial run, not timed): a run killed
+    and resumed keeps both attempts' time (a kill -9 runs no handler: ``Heartbeat`` covers it).
+    ``nb_digest``: ``notebook_digest``."""
+    if path is not None:
+        _append(path, _attempt(notebook, seconds, outcome, nb_digest, _box()))
+
+
+KILLED = "killed: no stop logged, timed to its last heartbeat"
+
+
+def heartbeat_path(attempts: Path) -> Path:
+    """Where a running notebook's attempt so far is kept beside the attempts file (``Heartbeat``)."""
+    return attempts.with_suffix(".running.json")
+
+
+class Heartbeat:
+    """While a notebook runs, its attempt so far, rewritten atomically every ``every`` seconds beside the attempts
+    file. A kill -9 (a session's end, the out-of-memory killer) runs no handler and would leave the attempt's time
+    out of ``run.md``; the next run finds the heartbeat and logs the attempt up to its last beat
+    (``log_killed``), within ``every`` seconds of the truth. A logged attempt (finished, failed, stopped) removes it."""
+
+    def __init__(self, attempts: Path | None, notebook: str, nb_digest: str | None, every: float = 60.0):
+        self.path = None if attempts is None else heartbeat_path(attempts)
+        self.notebook, self.digest, self.every = notebook, nb_digest, every
+        self._done = threading.Event()
+
+    def _beat(self) -> None:
+        write_text(self.path, json.dumps(_attempt(self.notebook, time.perf_counter() - self._t0, KILLED,
+                                                  self.digest, self._box)))
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.every):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        if self.path is not None:
+            self._t0, self._box = time.perf_counter(), _box()
+            self._beat()
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.path is not None:
+            self._done.set()
+            self._thread.join()
+            self.path.unlink(missing_ok=True)
+
+
+def log_killed(attempts: Path) -> dict | None:
+    """A heartbeat left by a killed run becomes its attempt in the attempts file (returned), then goes."""
+    beat = heartbeat_path(attempts)
+    if not beat.exists():
+        return None
+    try:
+        entry = json.loads(beat.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:  # written atomically, so only a hand-edited file; its time is lost, as before
+        entry = None
+    if entry is not None:
+        _append(attempts, entry)
+    beat.unlink()
+    return entry
 
 
 def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
@@ -229,8 +301,8 @@ def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None) -> str:
     """``figures/<profile>/run.md``: each notebook's time to finish, summed over its attempts up to the first that
-    finished (a killed notebook's time up to the stop included; a kill -9 leaves no line, so its time is missing and
-    the file says how many attempts each notebook took), the total, the box and the commits. Attempts after a
+    finished (a stopped notebook's time up to the stop included, a killed one's up to its last heartbeat; the file
+    says how many attempts each notebook took), the total, the box and the commits. Attempts after a
     notebook had finished (a resume reopening it, a rerun after a change) are counted apart, so the total is the
     run's own work and the overhead of stopping it is still shown. The box is the one the attempts recorded (the
     last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading."""

@@ -1,5 +1,6 @@
 import json
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -165,6 +166,35 @@ def test_run_record_sums_a_killed_and_resumed_notebook(tmp_path, monkeypatch):
     assert reproduce.main(["--profile", "embedded", "--record", str(log), "--seeds", "1", "2"]) == 0
     written = (tmp_path / "figures" / "embedded" / "run-seeds-1-2.md").read_text()
     assert written.startswith('# `make reproduce SEEDS="1 2"`') and "Total **18m30s**" in written
+
+
+def test_a_killed_notebook_is_timed_to_its_last_heartbeat(tmp_path, monkeypatch):
+    """A kill -9 runs no handler: the heartbeat a running notebook keeps is what the next run logs as its attempt,
+    so run.md counts the killed attempt's time; a notebook that ends normally leaves no heartbeat behind."""
+    import papermill
+
+    attempts = tmp_path / "logs" / "reproduce.jsonl"
+    attempts.parent.mkdir()
+    with reproduce.Heartbeat(attempts, "01_preliminary_analysis", "d1", every=0.02) as beat:
+        time.sleep(0.15)
+        kept = json.loads(beat.path.read_text())  # what a kill at this moment would leave
+    assert not beat.path.exists()
+    assert kept["notebook"] == "01_preliminary_analysis" and kept["outcome"] == reproduce.KILLED
+    assert 0.05 < kept["seconds"] < 0.5 and kept["digest"] == "d1" and "cpu_capability" in kept["box"]
+    # the killed run left its heartbeat (600 s in); the resumed run logs it, then runs the rest
+    reproduce.heartbeat_path(attempts).write_text(json.dumps(kept | {"seconds": 600.0}))
+    ran: list[str] = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, **kw: ran.append(Path(nb).stem))
+    monkeypatch.setattr(reproduce, "summary", lambda *a: None)
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path / "runs"))
+    lines: list[str] = []
+    reproduce.run("smoke", out_root=tmp_path, echo=lines.append)
+    assert any("01_preliminary_analysis was killed after 10m00s" in line for line in lines)
+    assert not reproduce.heartbeat_path(attempts).exists()
+    run_md = (tmp_path / "figures" / "smoke" / "run.md").read_text()
+    assert re.search(r"^\| 01_preliminary_analysis \| 10m\d\ds \| 60\d \| 2 \| finished \|", run_md, re.M), run_md
+    assert reproduce.log_killed(attempts) is None  # nothing left to log
 
 
 def test_only_the_loop_notebooks_take_seeds():
