@@ -176,11 +176,12 @@ def test_a_killed_notebook_is_timed_to_its_last_heartbeat(tmp_path, monkeypatch)
     attempts = tmp_path / "logs" / "reproduce.jsonl"
     attempts.parent.mkdir()
     with reproduce.Heartbeat(attempts, "01_preliminary_analysis", "d1", every=0.02) as beat:
-        time.sleep(0.15)
-        kept = json.loads(beat.path.read_text())  # what a kill at this moment would leave
+        deadline = time.monotonic() + 30  # a loaded box may delay the beats; they must come
+        while (kept := json.loads(beat.path.read_text()))["seconds"] < 0.1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # kept: what a kill at this moment would leave
     assert not beat.path.exists()
     assert kept["notebook"] == "01_preliminary_analysis" and kept["outcome"] == reproduce.KILLED
-    assert 0.05 < kept["seconds"] < 0.5 and kept["digest"] == "d1" and "cpu_capability" in kept["box"]
+    assert 0.1 <= kept["seconds"] < 30 and kept["digest"] == "d1" and "cpu_capability" in kept["box"]
     # the killed run left its heartbeat (600 s in); the resumed run logs it, then runs the rest
     reproduce.heartbeat_path(attempts).write_text(json.dumps(kept | {"seconds": 600.0}))
     ran: list[str] = []
