@@ -202,6 +202,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("Table 3 (b)", "InDiv filter > length-driven filter, in accuracy (no extra sampling)",
           "Moreover, our proposed methods consistently perform better than their counterparts.",
           (C("InDiv-only", "length-driven", ">"),)),
+    # not in issue 26's list, but a sentence of the paper's Table 3 paragraph: full HSIR against each half alone
+    Claim("Table 3 (c)", "full HSIR-SFT > VeriExit-only (InDiv removed) and > InDiv-only (VeriExit removed), "
+          "in accuracy",
+          "Compared to the full HSIR, removing VeriExit or InDiv results in performance degradation, indicating "
+          "their effectiveness.",
+          (C("HSIR-SFT", "VeriExit-only", ">"), C("HSIR-SFT", "InDiv-only", ">"))),
     Claim("Table 5", "H-GRPO ≥ GRPO in accuracy, with fewer tokens",
           "Conversely, by optimizing the intermediate reasoning process, our H-GRPO can smoothly reduce repetitive "
           "and redundant thinking and thus achieve better performance. … Despite all this, our H-GRPO can further "
