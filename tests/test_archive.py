@@ -124,7 +124,7 @@ def test_the_cli_archives_and_rebuilds_the_claims_from_the_archive(tmp_path, mon
     assert results.main(["--profile", "smoke", "--claims", "--archived"]) == 0
     text = (tmp_path / "figures" / "smoke" / "claims.md").read_text(encoding="utf-8")
     assert "Every seed starts from one M0" in text and "figures/smoke/rounds/smoke-seed2" in text
-    assert "Verdicts: 2 holds, 1 contradicted, 1 unresolved at this size, 4 not run" in text
+    assert "Verdicts: 2 holds, 1 contradicted, 2 unresolved at this size, 4 not run" in text
     with pytest.raises(FileNotFoundError, match="smoke-seed3"):
         results.main(["--profile", "smoke", "--claims", "--archived", "--seeds", "0", "3"])
     with pytest.raises(SystemExit):
