@@ -100,6 +100,8 @@ class ResumableJsonl:
 
     def extend(self, rows: Sequence[dict]) -> None:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
+        if self.rows and not self.partial.exists():  # growing a finished file: a kill must not lose its rows
+            write_jsonl(self.partial, self.rows)
         with open(self.partial, "a", encoding="utf-8") as f:
             f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             f.flush()

@@ -73,7 +73,7 @@ def generate_rows(task: Task, requests: Sequence[Request], generator, cfg: Sampl
         have[r["req"] // chunk] = have.get(r["req"] // chunk, 0) + 1
     store.retain(lambda r: have.get(r["req"] // chunk) == need.get(r["req"] // chunk))  # drop torn chunks
     todo = [c for c in range(n_chunks) if have.get(c) != need[c]]
-    if not todo and store.path.exists():
+    if not todo and store.path.exists() and not store.partial.exists():
         return store.rows
     t0, tokens = time.perf_counter(), 0
     total = sum(need[c] for c in todo)

@@ -60,12 +60,18 @@ __all__ = ["Engine", "LoopConfig", "build_m0", "load_config", "load_data", "run_
            "veriexit_report"]
 
 
+# Settings a folder may change without being another run: T (more rounds resume) and n_test, the test split's
+# first n problems, which only the evaluation reads (a round evaluated on fewer is evaluated again on the new
+# size, its earlier answers kept: ``run_round``).
+RESUMABLE = {"T", "root", "n_test"}
+
+
 def check_identity(folder: Path, method: Method, cfg: LoopConfig) -> None:
-    """Refuse a method folder written by another method or other settings (T may grow: more rounds resume). Only
+    """Refuse a method folder written by another method or other settings (but ``RESUMABLE``'s). Only
     the settings of the method's own trainer count: changing the GRPO settings leaves SFT folders valid."""
     other_trainers = {"sft", "dpo", "grpo"} - {method.trainer}
     ident = {"method": asdict(method),
-             "config": {k: v for k, v in asdict(cfg).items() if k not in {"T", "root"} | other_trainers}}
+             "config": {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE | other_trainers}}
     ident = json.loads(json.dumps(ident, default=str))
     path = folder / "run.json"
     if path.exists():
@@ -149,7 +155,10 @@ def run_round(run: Run, method: Method, cfg: LoopConfig, data: Data, engine: Eng
             run.stage(f"{it}/select", [f"{it}/train.jsonl"],
                       lambda: _select(run, it, method, cfg, data, sampler, key, log))
             run.stage(f"{it}/train", [f"{it}/model/model.safetensors"], lambda: _train(run, it, method, cfg, base, log))
-    run.stage(f"{it}/eval", [f"{it}/metrics.json"], lambda: _eval(run, it, cfg, data, engine, model, evaluate, log))
+    evaluated = run.path(it, "metrics.json")
+    stale = evaluated.exists() and read_json(evaluated).get(data.task.name, {}).get("n") != len(data.test)
+    run.stage(f"{it}/eval", [] if stale else [f"{it}/metrics.json"],
+              lambda: _eval(run, it, cfg, data, engine, model, evaluate, log))
     return model
 
 

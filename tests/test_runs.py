@@ -147,3 +147,41 @@ def test_killed_sampling_resumes_where_it_stopped(tmp_path, smoke_model):
     fresh = sample_and_score(task, problems, gen, cfg, tmp_path / "fresh" / "samples.jsonl", chunk=2)
     key = lambda r: (r["req"], r["sample"])
     assert sorted(rows, key=key) == sorted(fresh, key=key)
+
+
+class Failing(ScriptedGenerator):
+    """Raises on its ``fail_at``-th call: a kill in the middle of a stage."""
+
+    def __init__(self, text, fail_at):
+        super().__init__(text)
+        self.fail_at, self.calls = fail_at, 0
+
+    def generate(self, prompts, cfg):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt("killed")
+        return super().generate(prompts, cfg)
+
+
+def test_a_grown_evaluation_generates_only_the_new_problems_and_survives_a_kill(tmp_path):
+    task = get_task("synthetic")
+    problems = task.load("test", limit=8)
+    path = tmp_path / "eval.jsonl"
+    gen = ScriptedGenerator("<answer>1</answer>")
+    gen.tokenizer = NoTemplate()
+    first = sample_and_score(task, problems[:4], gen, SamplingConfig(n=1), path, chunk=2)
+    assert gen.prompts == 4
+    # the test set grows to 8 (n_test raised); the second new chunk is killed
+    dying = Failing("<answer>2</answer>", fail_at=2)
+    dying.tokenizer = NoTemplate()
+    with pytest.raises(KeyboardInterrupt):
+        sample_and_score(task, problems, dying, SamplingConfig(n=1), path, chunk=2)
+    again = ScriptedGenerator("<answer>2</answer>")
+    again.tokenizer = NoTemplate()
+    rows = sample_and_score(task, problems, again, SamplingConfig(n=1), path, chunk=2)
+    assert again.prompts == 2  # only the killed chunk: the first 4 answers and the first new chunk were kept
+    assert [r["qid"] for r in rows] == [p.qid for p in problems] and rows[:4] == first
+    assert read_jsonl(path) == rows and not path.with_name(path.name + ".partial").exists()
+    # shrinking it back evaluates nothing and leaves the file holding just the problems asked for
+    fewer = sample_and_score(task, problems[:4], again, SamplingConfig(n=1), path, chunk=2)
+    assert again.prompts == 2 and fewer == first and read_jsonl(path) == first

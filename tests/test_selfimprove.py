@@ -246,6 +246,20 @@ def test_a_folder_written_under_other_settings_is_refused(tmp_path):
         selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, data_seed=1))
 
 
+def test_a_larger_test_set_evaluates_a_finished_round_again_and_nothing_else(tmp_path, scripted):
+    run_method("ReST-EM", smoke_cfg(tmp_path, T=1, n_test=4), log=lambda _: None)
+    before = sum(len(g.calls) for g in scripted)
+    [res] = run_method("ReST-EM", smoke_cfg(tmp_path, T=1, n_test=8), log=lambda _: None)  # not refused
+    assert sum(len(g.calls) for g in scripted) - before == 1  # one greedy evaluation, no sampling or training
+    it = tmp_path / "methods" / "ReST-EM" / "iter_1"
+    assert res["n"] == 8 and read_json(it / "metrics.json")["synthetic"]["n"] == 8
+    assert len(read_jsonl(it / "eval_synthetic.jsonl")) == 8
+    stages = [e["stage"] for e in read_jsonl(tmp_path / "methods" / "ReST-EM" / "ledger.jsonl")]
+    assert stages == ["iter_1/sample", "iter_1/select", "iter_1/train", "iter_1/eval", "iter_1/eval"]
+    run_method("ReST-EM", smoke_cfg(tmp_path, T=1, n_test=8), log=lambda _: None)
+    assert len(read_jsonl(tmp_path / "methods" / "ReST-EM" / "ledger.jsonl")) == 5  # evaluated at 8: skipped
+
+
 def test_every_method_entry_is_valid_and_the_table_lists_them():
     from hsir.methods import Method, table
 
