@@ -258,8 +258,9 @@ def problems_of(settings: dict, notes: list[str]) -> dict[str, Problem]:
     try:
         task = get_task(settings["task"], settings.get("data_dir"))
         out: dict[str, Problem] = {}
+        # the whole test split: a round's answers may cover more than the n_test its folder recorded (n_test grows)
         for split, n in ((settings.get("unlabeled_split", "unlabeled"), settings.get("n_unlabeled")),
-                         (settings.get("test_split", "test"), settings.get("n_test"))):
+                         (settings.get("test_split", "test"), None)):
             out |= {p.qid: p for p in task.load(split, limit=n)}
         return out
     except Exception as e:  # noqa: BLE001 - any failure to load data only hides the questions

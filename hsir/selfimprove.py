@@ -78,7 +78,8 @@ def check_identity(folder: Path, method: Method, cfg: LoopConfig) -> None:
         old = read_json(path)
         # a setting added since the folder was written counts as unchanged while it keeps its default
         defaults = json.loads(json.dumps(asdict(LoopConfig()), default=str))
-        old["config"] = {k: defaults[k] for k in ident["config"] if k not in old["config"] and k in defaults} | old["config"]
+        old["config"] = {k: defaults[k] for k in ident["config"] if k not in old["config"] and k in defaults} | {
+            k: v for k, v in old["config"].items() if k not in RESUMABLE}  # folders from before n_test was RESUMABLE
         if old != ident:
             diff = sorted(k for k in set(old["config"]) | set(ident["config"])
                           if old["config"].get(k) != ident["config"].get(k))

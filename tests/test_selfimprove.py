@@ -244,6 +244,11 @@ def test_a_folder_written_under_other_settings_is_refused(tmp_path):
     selfimprove.check_identity(folder, get_method("ReST-EM"), cfg)
     with pytest.raises(RuntimeError, match=r"differs in \['data_seed'\]"):
         selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, data_seed=1))
+    # one that recorded its test size (before a grown test set resumed) stays valid at another
+    run = read_json(folder / "run.json")
+    run["config"]["n_test"] = 2
+    (folder / "run.json").write_text(json.dumps(run))
+    selfimprove.check_identity(folder, get_method("ReST-EM"), smoke_cfg(tmp_path, n_test=8))
 
 
 def test_a_larger_test_set_evaluates_a_finished_round_again_and_nothing_else(tmp_path, scripted):
