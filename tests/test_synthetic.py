@@ -1,6 +1,7 @@
 from collections import Counter
 
 from hsir import synthetic
+from hsir.config import load_config
 from hsir.tasks import get_task
 from hsir.traces import split_steps
 
@@ -135,7 +136,7 @@ def test_adding_the_ood_split_left_the_other_splits_unchanged():
 
 def test_the_grown_test_split_keeps_its_first_500_questions():
     grown = list(synthetic.rows("test"))
-    assert len(grown) == synthetic.SIZES["test"] >= 512  # the embedded profile's n_test
+    assert len(grown) == synthetic.SIZES["test"] >= load_config("embedded").n_test  # the profile evaluates on it
     assert grown[:500] == list(synthetic.rows("test", n=500))  # the runs evaluated on 500 or fewer still compare
     assert grown[499]["question"] == ("Omar starts the day with 25 beads. The number of beads grows 2-fold. A friend "
                                       "gives Omar 10 more beads. A friend gives Omar 20 more beads. How many beads "
