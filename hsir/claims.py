@@ -12,7 +12,7 @@ runs a model: the claims file is rebuilt from run folders alone, like ``hsir.res
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,17 +237,21 @@ class _Row:
     gaps: dict
 
 
-def _read_rows(roots: Mapping, methods: set[str], iteration: int, n_ops: Mapping[str, int] | None) -> dict:
-    """(seed, method) -> its evaluated round, for every root and method that has one."""
+def _read_rows(roots: Mapping, methods: set[str], iteration: int, n_ops: Mapping[str, int] | None,
+               only: Collection[str] | None = None) -> dict:
+    """(seed, method) -> its evaluated round, for every root and method that has one; ``only``: these test problems
+    (qids) alone, the rest of each evaluation left out."""
+    keep = (lambda q: True) if only is None else set(only).__contains__
+    ops = {q: n for q, n in (n_ops or {}).items() if keep(q)}
     out = {}
     for s, root in roots.items():
         for m in methods:
             it = Path(root) / "methods" / m / f"iter_{iteration}"
             if (it / "metrics.json").exists():
-                rows = eval_rows(it)
+                rows = [r for r in eval_rows(it) if keep(r["qid"])]
                 out[s, m] = _Row({r["qid"]: bool(r["correct"]) for r in rows},
                                  {r["qid"]: float(r["n_tokens"]) for r in rows},
-                                 operation_gaps(it, dict(n_ops)) if n_ops else {})
+                                 operation_gaps(it, ops) if ops else {})
     return out
 
 
@@ -386,11 +390,13 @@ def claims_summary(table):
 
 
 def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | None = None, iteration: int = 1,
-                 margin: float = ACC_MARGIN, command: str | None = None, n_boot: int = 2000, note: str = "") -> str:
+                 margin: float = ACC_MARGIN, command: str | None = None, n_boot: int = 2000, note: str = "",
+                 only: Collection[str] | None = None) -> str:
     """The claims file (markdown), written atomically to ``out``: the rule, one row per claim with its verdict,
     then one row per comparison with each seed's value. ``command``: what the file says rebuilds it; ``note``: a
-    sentence added to its header (the M0 behind the seeds, ``hsir.archive.m0_note``)."""
-    runs = _read_rows(roots, {M0, ORACLE, *_claim_rows(CLAIMS)}, iteration, n_ops)  # each file read once
+    sentence added to its header (the M0 behind the seeds, ``hsir.archive.m0_note``); ``only``: the test problems
+    (qids) to read, e.g. the part of a grown test set a first look had not seen (say so in ``note``)."""
+    runs = _read_rows(roots, {M0, ORACLE, *_claim_rows(CLAIMS)}, iteration, n_ops, only)  # each file read once
     table = claims_table(roots, n_ops, iteration, margin, n_boot=n_boot, runs=runs)
     summary = claims_summary(table)
     counts = summary["verdict"].value_counts()

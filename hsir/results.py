@@ -151,15 +151,35 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: s
 
 
 def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None,
-                archived: Path | None = None) -> str:
+                archived: Path | None = None, problems: tuple[int, int] | None = None) -> str:
     """``figures/<profile>/claims.md`` (or ``out``) from the run roots of ``seeds`` (default: every seed root that
     exists, ``hsir.seeds.seed_roots``): the verdict per claim, ``hsir.claims``. ``archived``: read the archived
-    rounds there instead (``hsir.archive``; every seed archived, when ``seeds`` is empty). Returns the Markdown."""
-    n_ops = ({p.qid: p.meta["n_ops"] for p in get_task(cfg.task, cfg.data_dir).load(cfg.test_split)}
-             if cfg.task == "synthetic" else None)
+    rounds there instead (``hsir.archive``; every seed archived, when ``seeds`` is empty). ``problems``: (start,
+    stop), the test split's problems start..stop-1 alone: a look at part of a test set that grew, e.g. the
+    problems a first look had not seen. Returns the Markdown."""
+    test = get_task(cfg.task, cfg.data_dir).load(cfg.test_split)
+    n_ops = {p.qid: p.meta["n_ops"] for p in test} if cfg.task == "synthetic" else None
     out = out or figures_dir(cfg.profile) / "claims.md"
+    only, part = None, ""
+    if problems:
+        start, stop = problems
+        if not 0 <= start < stop <= len(test):
+            raise ValueError(f"problems {start}:{stop}: the {cfg.task} {cfg.test_split} split has {len(test)} "
+                             "problems; give start:stop with 0 <= start < stop <= that")
+        only = {p.qid for p in test[start:stop]}
+        part = (f" Only the {cfg.test_split} split's problems {start} to {stop - 1} ({stop - start}, in the split's "
+                "order) are read; each round's other answers are left out.")
     roots = seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
-    return write_claims(roots, out, n_ops, command=command, note=m0_note(roots))
+    return write_claims(roots, out, n_ops, command=command, note=(m0_note(roots) + part).strip(), only=only)
+
+
+def problem_range(text: str) -> tuple[int, int]:
+    """``START:STOP`` (``--problems``) as two ints."""
+    try:
+        start, stop = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give START:STOP, e.g. 512:1000") from None
+    return start, stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archived", action="store_true",
                     help="with --claims: read the archived rounds (figures/<profile>/rounds/) instead of runs/")
     ap.add_argument("--archive-to", help="the archive's folder (default: figures/<profile>/rounds)")
+    ap.add_argument("--problems", metavar="START:STOP", type=problem_range,
+                    help="with --claims: only the test split's problems START..STOP-1 (e.g. 512:1000, the problems a "
+                         "first look on 512 had not seen)")
     ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
     args = ap.parse_args(argv)
+    if args.problems and not args.claims:
+        ap.error("--problems goes with --claims")
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
     if args.archive and args.claims or args.archived and not args.claims or args.archive_to and not (
@@ -194,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if refused else 0
     if args.claims:
         print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
-                          archived=dest if args.archived else None))
+                          archived=dest if args.archived else None, problems=args.problems))
         return 0
     out = Path(args.out) if args.out else figures_dir(args.profile) / "tables.md"
     print(write_tables(cfg, out, command=command))

@@ -196,3 +196,31 @@ def test_each_row_against_m0_reads_the_shared_m0_from_the_first_seed(tmp_path):
     shutil.rmtree(roots[0] / "methods" / "SFT-Initial")
     assert claims.against_m0(roots, n_boot=100).empty  # no M0, nothing to compare with
     assert "## Each row against M0" not in claims.write_claims(roots, tmp_path / "claims.md", n_boot=100)
+
+
+def test_claims_on_part_of_the_test_problems_read_only_those(tmp_path):
+    """A grown test set looked at in parts (``--problems``): each part's verdicts come from its problems alone."""
+    root = tmp_path / "seed0"
+    first = {f"q{i}": i < 60 for i in range(120)}  # right on the first 60 problems only
+    second = {f"q{i}": i >= 60 for i in range(120)}  # right on the last 60 only
+    write_round(root, "HSIR-DPO", first, 100, 2)
+    write_round(root, "IRPO", second, 100, 3)
+    whole = claims.claims_table({0: root}, N_OPS, n_boot=300).set_index("claim").loc["Table 1b"]
+    assert whole["n"] == 120 and whole["diff"] == 0 and whole["verdict"] == UNRESOLVED
+    text = claims.write_claims({0: root}, tmp_path / "part.md", N_OPS, n_boot=300, note="first 60 only",
+                               only={f"q{i}" for i in range(60)})
+    row = next(line for line in text.splitlines() if line.startswith("| Table 1b | HSIR-DPO > IRPO"))
+    assert "+100.0 pts" in row and "| 60 |" in row and row.endswith(f"| {HOLDS} |") and "first 60 only" in text
+    assert "0.0 / 0.0 | 0.0 / 100.0" in row  # the step columns read the same 60 problems
+
+
+def test_the_problems_option_names_a_bad_range():
+    from hsir.config import load_config
+    from hsir.results import claims_file, main
+
+    with pytest.raises(ValueError, match="problems 900:1200: the synthetic test split has 1000 problems"):
+        claims_file(load_config("embedded"), problems=(900, 1200))
+    with pytest.raises(SystemExit):
+        main(["--profile", "embedded", "--claims", "--problems", "512"])
+    with pytest.raises(SystemExit):
+        main(["--profile", "embedded", "--problems", "0:10"])  # --problems goes with --claims
