@@ -157,7 +157,8 @@ def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = N
     rounds there instead (``hsir.archive``; every seed archived, when ``seeds`` is empty). ``problems``: (start,
     stop), the test split's problems start..stop-1 alone: a look at part of a test set that grew, e.g. the
     problems a first look had not seen. Returns the Markdown."""
-    test = get_task(cfg.task, cfg.data_dir).load(cfg.test_split)
+    # the split is read only where needed: an archive's claims rebuild without the benchmark's files
+    test = get_task(cfg.task, cfg.data_dir).load(cfg.test_split) if cfg.task == "synthetic" or problems else []
     n_ops = {p.qid: p.meta["n_ops"] for p in test} if cfg.task == "synthetic" else None
     out = out or figures_dir(cfg.profile) / "claims.md"
     only, part = None, ""
