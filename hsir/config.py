@@ -264,6 +264,11 @@ class LoopConfig:
     temperature: float = 1.0
     max_new_tokens: int = 384  # sampling (paper: 2,048)
     eval_max_new_tokens: int = 384  # greedy evaluation (paper: 4,096)
+    # test problems per generation call of the greedy evaluation, and the unit it resumes by. Greedy texts depend on
+    # the batch a problem shares (vLLM on a CPU: 8 of 512 differed between 64 and 256), so a folder's answers are made
+    # at one size: it is part of a folder's identity. Bigger calls fill the engine's batch; ``python -m hsir.bench
+    # eval-chunk`` measures the speed and the agreement
+    eval_chunk: int = 64
     extraction: str = "strict"  # the paper's: only the <answer> block counts | lenient: the kit's fallbacks too
     step_test: str = "text"  # VeriExit's "does this step state the answer": text (paper) | result
     indiv_variant: str = "token/self-max (default)"  # a key of INDIV_VARIANTS
@@ -285,6 +290,8 @@ class LoopConfig:
     def __post_init__(self):
         if self.indiv_variant not in INDIV_VARIANTS:
             raise ValueError(f"indiv_variant {self.indiv_variant!r} unknown; valid: {list(INDIV_VARIANTS)}")
+        if self.eval_chunk < 1:
+            raise ValueError(f"eval_chunk must be at least 1, got {self.eval_chunk}")
         if self.extraction not in ("strict", "lenient"):
             raise ValueError(f"extraction {self.extraction!r} unknown; valid: ['strict', 'lenient']")
         if self.step_test not in STEP_TESTS:

@@ -64,15 +64,16 @@ def summarize(rows: Sequence[dict]) -> dict:
 
 
 def evaluate(task: Task, problems: Sequence[Problem], generator, out_dir: str | Path,
-             max_new_tokens: int = 4096, label: str | None = None) -> dict:
-    """Greedy zero-shot evaluation; writes ``eval_<label>.jsonl`` and merges its entry into ``metrics.json``."""
+             max_new_tokens: int = 4096, label: str | None = None, chunk: int = 64) -> dict:
+    """Greedy zero-shot evaluation; writes ``eval_<label>.jsonl`` and merges its entry into ``metrics.json``.
+    ``chunk``: problems per generation call (``LoopConfig.eval_chunk``), recorded with the metrics."""
     out_dir = Path(out_dir)
     label = label or task.name
     rows = sample_and_score(task, problems, generator, greedy(max_new_tokens), out_dir / f"eval_{label}.jsonl",
-                            origin="greedy")
+                            origin="greedy", chunk=chunk)
     metrics = summarize(rows) | {
         "task": task.name, "model": generator.model_spec, "backend": generator.backend, "dtype": generator.dtype,
-        "batch_size": getattr(generator, "batch_size", None), "max_new_tokens": max_new_tokens,
+        "batch_size": getattr(generator, "batch_size", None), "chunk": chunk, "max_new_tokens": max_new_tokens,
         "versions": versions(),
     }
     path = out_dir / "metrics.json"

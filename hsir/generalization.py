@@ -169,7 +169,7 @@ def evaluate_generalization(cfg: LoopConfig, methods: Sequence[str], sets: Seque
                         problems[task_name, split] = (task, task.load(split, limit=n))
                     task, probs = problems[task_name, split]
                     m = evaluate(task, probs, engine.use(str(model)), out, max_new_tokens=cfg.eval_max_new_tokens,
-                                 label=f"{task_name}-{split}")
+                                 label=f"{task_name}-{split}", chunk=cfg.eval_chunk)
                     log(f"{method} iter_{t} on {task_name}/{split}: accuracy {m['accuracy']:.3f}, "
                         f"{m['mean_tokens']:.0f} tokens")
                     status = "evaluated"

@@ -224,7 +224,8 @@ def _train_grpo(run, it, method, cfg, data, start, engine, log) -> dict:
 
 
 def _eval(run, it, cfg, data, engine, model, evaluate, log) -> dict:
-    m = evaluate(data.task, data.test, engine.use(model), run.path(it), max_new_tokens=cfg.eval_max_new_tokens)
+    m = evaluate(data.task, data.test, engine.use(model), run.path(it), max_new_tokens=cfg.eval_max_new_tokens,
+                 chunk=cfg.eval_chunk)
     log(f"{run.root.name} {it}: accuracy {m['accuracy']:.3f}, {m['mean_tokens']:.0f} tokens")
     return {"tokens": int(m["mean_tokens"] * m["n"])}
 

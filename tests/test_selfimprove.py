@@ -265,6 +265,18 @@ def test_a_larger_test_set_evaluates_a_finished_round_again_and_nothing_else(tmp
     assert len(read_jsonl(tmp_path / "methods" / "ReST-EM" / "ledger.jsonl")) == 5  # evaluated at 8: skipped
 
 
+def test_the_evaluation_generates_eval_chunk_problems_a_call_and_a_folder_keeps_its_size(tmp_path, scripted):
+    with pytest.raises(ValueError, match="eval_chunk must be at least 1"):
+        smoke_cfg(tmp_path, eval_chunk=0)
+    [res] = run_method("SFT-Initial", smoke_cfg(tmp_path, n_test=8, eval_chunk=3), log=lambda _: None)
+    greedy_calls = [n for g in scripted for n, _, temperature in g.calls if temperature == 0]
+    assert greedy_calls == [3, 3, 2] and res["n"] == 8
+    assert read_json(tmp_path / "methods" / "SFT-Initial" / "iter_1" / "metrics.json")["synthetic"]["chunk"] == 3
+    # greedy texts depend on the batch a problem shares: answers made at another size are another run
+    with pytest.raises(RuntimeError, match=r"differs in \['eval_chunk'\]"):
+        run_method("SFT-Initial", smoke_cfg(tmp_path, n_test=8, eval_chunk=4), log=lambda _: None)
+
+
 def test_every_method_entry_is_valid_and_the_table_lists_them():
     from hsir.methods import Method, table
 

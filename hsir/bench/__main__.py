@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return paper_shape(argv[1:])
     ap = argparse.ArgumentParser(description="HSIR kit benchmarks")
     ap.add_argument("which", choices=["generate", "scoring", "agreement", "device", "veriexit", "train", "train-quality", "grpo",
-                                      "paper-shape", "_generate", "_scoring"])
+                                      "eval-chunk", "paper-shape", "_generate", "_scoring"])
     ap.add_argument("config", nargs="?", default="{}")
     ap.add_argument("--model", default="embedded:smollm2-135m")
     ap.add_argument("--out", default=None, help="JSON path (default bench/<which>.json)")
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="train, grpo: optimizer steps per configuration")
     ap.add_argument("--root", help="train-quality: where the M0s go (default: a temporary folder)")
     ap.add_argument("--profile", default="embedded", help="veriexit, grpo: the loop profile (params/<profile>/selfimprove.yaml)")
+    ap.add_argument("--problems", type=int, default=512, help="eval-chunk: test problems evaluated per run")
+    ap.add_argument("--chunks", type=int, nargs="+", default=None, help="eval-chunk: problems per call, each in turn")
+    ap.add_argument("--repeats", type=int, default=2, help="eval-chunk: runs of each chunk size")
     args = ap.parse_args(argv)
     if args.which == "_generate":
         print(json.dumps(one_generate(json.loads(args.config), args.model, 32, 8, 128)))
@@ -71,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         from hsir.bench.grpo import grpo_bench
 
         result = grpo_bench(args.profile, steps=args.steps, only=args.only)
+    elif args.which == "eval-chunk":
+        from hsir.bench.eval_chunk import CHUNKS, eval_chunk_bench
+
+        model = None if args.model == ap.get_default("model") else args.model  # None: a trained round of the profile
+        result = eval_chunk_bench(args.profile, model, args.problems, args.chunks or CHUNKS, args.repeats)
     elif args.which == "veriexit":
         from hsir.bench.veriexit import veriexit_bench
 
