@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsir import paper
 from hsir.config import kit_path
 from hsir.methods import M0  # every seed's rows start from its round (hsir.seeds shares M0)
 from hsir.rounds import eval_rows, markdown, operation_gaps
@@ -29,6 +30,7 @@ LEVEL = 0.95
 DIRECTIONS = (">", "<", ">=", "<=")
 METRICS = ("accuracy", "tokens")
 STEPS_A, STEPS_B = "A fewer / more steps than ops (%)", "B fewer / more steps than ops (%)"
+PAPER_DIFF, PAPER_SEEN = "the paper's A - B", "the paper's A - B in our interval"
 
 
 def rule_text(margin: float = ACC_MARGIN) -> str:
@@ -220,6 +222,36 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def _table_1(m: str) -> float:
+    return paper.TABLE_1[m][1][7]  # Overall accuracy after one round (our rows are round 1)
+
+
+# the paper's score of a row, per table, in the aggregate its sentences quote: Table 1's Overall accuracy (the mean
+# of six model x task cells), Table 3's mean of its 1.5B MedQA and GSM8K cells ("VeriExit outperforms the -w
+# Answer-driven by 2.14% average performance gains" is that mean), Table 5's Overall, Table 7's mean over its three
+# GSM8K scales. Fig. 2 is a chart whose values the paper does not print.
+PAPER_SCORES = {
+    "Table 1a": _table_1, "Table 1b": _table_1,
+    "Table 3": lambda m: (paper.TABLE_3[m][0] + paper.TABLE_3[m][2]) / 2,
+    "Table 5": lambda m: paper.TABLE_5[m]["accuracy"],
+    "Table 7": lambda m: float(np.mean(list(paper.TABLE_7[m].values()))),
+}
+
+
+def paper_difference(claim: Claim, comp: Comparison) -> float | None:
+    """A - B in accuracy points from the paper's own printed numbers (``PAPER_SCORES``), or None where the paper
+    prints no value for a row, or the comparison is in tokens (the paper's outputs are ten times longer). A yardstick
+    of size, not a prediction for another model: it says whether our interval would have seen an effect as large
+    as the paper's, it takes no part in the verdict."""
+    score = PAPER_SCORES.get(claim.key.split(" (")[0])
+    if score is None or comp.metric != "accuracy":
+        return None
+    try:
+        return round(score(comp.a) - score(comp.b), 2)
+    except KeyError:
+        return None
+
+
 def _claim_rows(claims: Sequence[Claim]) -> list[str]:
     """The methods the claims compare, each once, in the claims' order."""
     return list(dict.fromkeys(m for c in claims for cmp in c.comparisons for m in (cmp.a, cmp.b)))
@@ -313,6 +345,11 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
                     row |= {STEPS_A: _gap_cell(a), STEPS_B: _gap_cell(b)}
             m = margin if comp.metric == "accuracy" and comp.direction in (">=", "<=") else 0.0
             row["verdict"] = verdict(row["diff"], (row["lo"], row["hi"]), comp.direction, m)
+            size = paper_difference(claim, comp)
+            row[PAPER_DIFF] = (f"{size:+.2f} pts" if size is not None else
+                               "not compared (tokens)" if comp.metric == "tokens" else "not printed")
+            row[PAPER_SEEN] = "" if size is None or np.isnan(row["lo"]) else (
+                "inside" if row["lo"] * 100 <= size <= row["hi"] * 100 else "excluded")
             part.append(row)
         for row in part:
             row["claim verdict"] = combine([r["verdict"] for r in part])
@@ -327,20 +364,21 @@ ABOVE, BELOW, WITHIN = "above M0", "below M0", "neither (the interval spans 0)"
 
 
 def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
-               seed: int = 0, runs: Mapping | None = None):
+               seed: int = 0, runs: Mapping | None = None, rows: Sequence[str] | None = None):
     """Each claim row, and the oracle, against M0 (a DataFrame): does the setting leave room, and do the rows move?
 
     A claim ranks rows; it says something only where the rows move M0 at all (issue 26: the oracle must clearly
     beat M0, ReST-EM must beat it). Each row is paired with M0 on the same problems, pooled over the seeds that ran
     it, as ``pooled_paired_difference`` pools a comparison. M0 is shared by the seeds (``hsir.seeds``) and evaluated
     greedily once, so its round is read from the first root that has it (a seed root links it, an archived seed
-    root has none). ``vs M0``: above / below M0 when the interval excludes 0, neither otherwise.
+    root has none). ``vs M0``: above / below M0 when the interval excludes 0, neither otherwise. ``rows``: other
+    rows than the oracle and the claims' (a paper table's, ``hsir.results.write_tables``), M0 itself left out.
     Columns: ``row``, ``seeds``, ``n``, ``accuracy % (per seed)``, ``vs M0 (pts) [95% CI]``, ``per seed``,
-    ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``. ``runs``: as
-    in ``claims_table``."""
+    ``mean tokens``, ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``.
+    ``runs``: as in ``claims_table``."""
     import pandas as pd
 
-    order = [ORACLE, *_claim_rows(claims)]
+    order = [ORACLE, *_claim_rows(claims)] if rows is None else [m for m in dict.fromkeys(rows) if m != M0]
     if runs is None:
         runs = _read_rows(roots, {M0, *order}, iteration, None)
     m0 = next((runs[s, M0] for s in roots if (s, M0) in runs), None)
@@ -358,6 +396,7 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
                      "vs M0 (pts) [95% CI]": f"{_signed(d, 100)} [{lo * 100:.1f}, {hi * 100:.1f}]",
                      "per seed": ", ".join(f"{s}: {_signed(v, 100)}" for s, v in zip(used, pooled["per_seed"],
                                                                                      strict=True)),
+                     "mean tokens": f"{np.mean([np.mean(list(runs[s, m].tokens.values())) for s in used]):.1f}",
                      "tokens vs M0": _signed(pooled["tokens_diff"], 1),
                      "vs M0": ABOVE if lo > 0 else BELOW if hi < 0 else WITHIN, "diff": d, "lo": lo, "hi": hi})
     out = pd.DataFrame(rows)
@@ -402,7 +441,12 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
     counts = summary["verdict"].value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, CONTRADICTED, UNRESOLVED, NOT_RUN))
     where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
-    detail_cols = ["claim", "comparison", "difference [95% CI]", "per seed", "seeds", "n", STEPS_A, STEPS_B, "verdict"]
+    detail_cols = ["claim", "comparison", "difference [95% CI]", "per seed", "seeds", "n", STEPS_A, STEPS_B, "verdict",
+                   PAPER_DIFF, PAPER_SEEN]
+    seen = table[PAPER_SEEN].value_counts()
+    excluded, inside = seen.get("excluded", 0), seen.get("inside", 0)
+    sizes = (f"Of the {excluded + inside} comparisons run whose difference the paper prints, {excluded} exclude it "
+             f"from their interval and {inside} hold it (the last two columns of the table per comparison).")
     parts = [
         "# The paper's claims, tested",
         f"Rebuilt from the evaluated rounds of each seed ({where})" + (f" by `{command}`" if command else "")
@@ -412,6 +456,13 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         "computation steps than their problem's operations (skipped / extra operations), averaged over seeds."
         + (f" {note}" if note else ""),
         "## Rule", rule_text(margin),
+        "Beside the verdict, and no part of it: the paper's own A - B in accuracy, from its printed numbers "
+        "(`hsir.claims.PAPER_SCORES`: Table 1's Overall after one round, Table 3's mean of its 1.5B MedQA and GSM8K "
+        "cells, Table 5's Overall, Table 7's mean over its three GSM8K scales; Fig. 2 prints no values), and whether "
+        "our interval holds it. Other models, ten times longer outputs and accuracies near 70% against ours near "
+        "15%: a yardstick of size, not a prediction. An unresolved comparison whose interval excludes the paper's "
+        "difference says that an effect as large as the paper's did not show here; one that holds it says this size "
+        f"could not tell. {sizes}",
         "## Verdict per claim", markdown(summary),
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),
     ]

@@ -11,15 +11,15 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import write_claims
+from hsir.claims import against_m0, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
-from hsir.methods import get_method
+from hsir.methods import M0, METHODS, get_method
 from hsir.rounds import markdown, operation_gaps, percent_interval, round_correct, round_result
 from hsir.runs import Run, commit, write_text
 from hsir.seeds import seed_roots
@@ -123,28 +123,56 @@ def stage_seconds(cfg: LoopConfig, methods: Sequence[str]):
     return ledger.pivot_table(index="method", columns=stage, values="seconds", aggfunc="sum", sort=False).round(1)
 
 
-def write_tables(cfg: LoopConfig, out: Path, vs: str = "SFT-Initial", command: str | None = None) -> str:
-    """Every paper table (``hsir.paper.METHODS``) that has a finished round in ``cfg``'s run folder, as markdown
-    with the paper's numbers beside ours and each row paired against ``vs`` (M0), written atomically to ``out``;
-    ``command`` is what the file says rebuilds it (default: the plain command for ``cfg.profile``)."""
+FIG_2 = [m.name for m in METHODS.values() if m.paper == "Fig. 2 right"]  # SFT on one solution chosen four ways
+TABLES = {**{paper_tables.TITLES[t]: (t, rows) for t, rows in paper_tables.METHODS.items()},
+          "Fig. 2 (right): SFT on one correct solution per query, chosen four ways": (None, FIG_2)}
+
+
+def over_seeds(roots: Mapping[int, Path], methods: Sequence[str], n_boot: int = 2000):
+    """A table's rows over the seeds that ran them (a DataFrame; empty when no row ran on two seeds or more): the
+    mean accuracy with each seed's, and the paired difference with M0 pooled over those seeds, its interval
+    resampling seeds and problems (``hsir.claims.against_m0``, as the claims file pools a comparison)."""
+    room = against_m0(roots, rows=methods, n_boot=n_boot)
+    if room.empty or not room["seeds"].str.contains(",").any():
+        return room.iloc[0:0]
+    return room.drop(columns=["diff", "lo", "hi"])
+
+
+def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None = None,
+                 roots: Mapping[int, Path] | None = None) -> str:
+    """Every paper table (``hsir.paper.METHODS``, and Fig. 2's selection rows) that has a finished round in
+    ``cfg``'s run folder, as markdown with the paper's numbers beside ours and each row paired against ``vs`` (M0),
+    written atomically to ``out``. ``roots`` (seed -> run root, ``hsir.seeds.seed_roots``): where rows ran on
+    several seeds, each table is followed by those rows over seeds (``over_seeds``). ``command`` is what the file
+    says rebuilds it (default: the plain command for ``cfg.profile``)."""
     have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
     where = kit_path(cfg.run_root)
     command = command or f"python -m hsir.results --profile {cfg.profile}"
+    seeds = "" if not roots or len(roots) < 2 else (
+        " Rows that ran on several seeds are pooled below each table over the seeds' run roots ("
+        + ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items()) + "): the mean accuracy with each "
+        f"seed's, and the paired difference with {M0} (M0, shared by the seeds) averaged over the seeds that ran the "
+        "row, its 95% interval resampling seeds and problems (`hsir.claims.pooled_paired_difference`); a row with "
+        "one seed listed ran on that seed only.")
     parts = [f"# Results of the {cfg.profile} profile",
              f"Rebuilt from `{where}` by `{command}` "
              f"({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); accuracy is greedy on {cfg.n_test} test "
              f"problems with a 95% bootstrap interval; `vs {vs}` is paired on the same problems. On the synthetic "
              "testbed the step columns count solutions with fewer / more computation steps than their problem's "
              "operations. The paper's numbers (Qwen2.5, as printed) are not the same models or data: read them "
-             "for direction only."]
-    for table, methods in paper_tables.METHODS.items():
+             "for direction only." + seeds]
+    for title, (table, methods) in TABLES.items():
         res = results_table(cfg, methods, paper=table, vs=vs if have_vs else None,
                             tokens_vs="GRPO" if table == "5" else None)
         if res.empty:
             continue
         extra = {"3": ["extra_solutions_gained", "extra_queries_recovered"],
                  "5": ["tokens vs GRPO (%)", "rollout tokens", "InDiv reward s"]}.get(table, [])
-        parts += [f"## {paper_tables.TITLES[table]}", markdown(table_view(res, extra))]
+        parts += [f"## {title}", markdown(table_view(res, extra))]
+        pooled = over_seeds(roots, methods) if roots and len(roots) > 1 else None
+        if pooled is not None and len(pooled):
+            parts += [f"Over seeds (first round of each row; M0 {pooled.attrs['m0 accuracy %']:.1f}%):",
+                      markdown(pooled)]
     text = "\n\n".join(parts) + "\n"
     write_text(out, text)
     return text
@@ -191,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--claims", action="store_true",
                     help="the verdict per claim of the paper, pooled over seeds (hsir.claims): figures/<profile>/claims.md")
     ap.add_argument("--seeds", nargs="*", type=int, default=[],
-                    help="with --claims: the seeds to pool (default: the profile's and every <run root>-seed<N>)")
+                    help="the seeds to pool, in the claims or below the tables (default: the profile's and every "
+                         "<run root>-seed<N>)")
     ap.add_argument("--archive", action="store_true",
                     help="copy every seed root's evaluated rounds into figures/<profile>/rounds/ (hsir.archive), to "
                          "commit: what a later session on another machine pools its seeds with")
@@ -223,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                           archived=dest if args.archived else None, problems=args.problems))
         return 0
     out = Path(args.out) if args.out else figures_dir(args.profile) / "tables.md"
-    print(write_tables(cfg, out, command=command))
+    print(write_tables(cfg, out, command=command, roots=seed_roots(cfg, args.seeds)))
     return 0
 
 

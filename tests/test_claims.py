@@ -210,7 +210,7 @@ def test_claims_on_part_of_the_test_problems_read_only_those(tmp_path):
     text = claims.write_claims({0: root}, tmp_path / "part.md", N_OPS, n_boot=300, note="first 60 only",
                                only={f"q{i}" for i in range(60)})
     row = next(line for line in text.splitlines() if line.startswith("| Table 1b | HSIR-DPO > IRPO"))
-    assert "+100.0 pts" in row and "| 60 |" in row and row.endswith(f"| {HOLDS} |") and "first 60 only" in text
+    assert "+100.0 pts" in row and "| 60 |" in row and f"| {HOLDS} |" in row and "first 60 only" in text
     assert "0.0 / 0.0 | 0.0 / 100.0" in row  # the step columns read the same 60 problems
 
 
@@ -224,3 +224,57 @@ def test_the_problems_option_names_a_bad_range():
         main(["--profile", "embedded", "--claims", "--problems", "512"])
     with pytest.raises(SystemExit):
         main(["--profile", "embedded", "--problems", "0:10"])  # --problems goes with --claims
+
+
+def test_the_tables_pool_the_rows_that_ran_on_several_seeds(tmp_path):
+    """`python -m hsir.results`: each table of the profile's seed is followed by its rows over every seed root beside
+    it (`<root>-seed<N>`): mean accuracy with each seed's, the paired difference with M0 pooled over the seeds that
+    ran the row; a table whose rows ran on one seed only gets no such section."""
+    from hsir.results import main
+
+    base = tmp_path / "run"
+    roots = {0: base, 1: tmp_path / "run-seed1", 2: tmp_path / "run-seed2"}
+    right, m0 = seed_pair(120, 30, 0, 0)  # +25 points over M0 at seed 0
+    write_round(base, "SFT-Initial", m0, 100, 2)
+    write_round(base, "IRPO", m0, 70, 2)  # one seed only: Table 1b has no pooled rows
+    gains = {s: {q: c or (right[q] and i % 3 != s) for i, (q, c) in enumerate(m0.items())} for s in roots}
+    for s, root in roots.items():  # each seed fixes two thirds of M0's fixable problems, a different two thirds
+        write_round(root, "ReST-EM", gains[s], 90, 2)
+    for it in base.glob("methods/*/iter_1"):  # a results table reads what an evaluation writes
+        acc = json.loads((it / "metrics.json").read_text())["synthetic"]["accuracy"]
+        (it / "metrics.json").write_text(json.dumps({"synthetic": {
+            "accuracy": acc, "accuracy_ci95": [acc - 0.05, acc + 0.05], "mean_tokens": 90.0, "truncation_rate": 0.0,
+            "format_rate": 1.0, "extracted_rate": 1.0, "n": 120, "backend": "hf", "dtype": "fp32"}}))
+    out = tmp_path / "tables.md"
+    assert main(["--profile", "embedded", "--set", f'root="{base}"', "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    table_1a, rest = text.split("## Table 1a")[1].split("## Table 1b")
+    assert "Over seeds" in table_1a and "seed 2: `" in text
+    row = next(line for line in table_1a.splitlines() if line.startswith("| ReST-EM | 0, 1, 2 | 120 |"))
+    per_seed = [100 * sum(c and not m0[q] for q, c in gains[s].items()) / 120 for s in roots]
+    assert f"+{np.mean(per_seed):.1f} [" in row and "| above M0 |" in row
+    assert "0: " + f"+{per_seed[0]:.1f}" in row and "| 90.0 | -10.0 |" in row  # mean tokens, and against M0's 100
+    assert "Over seeds" not in rest.split("##")[0]  # Table 1b: IRPO ran on seed 0 alone
+    main(["--profile", "embedded", "--set", f'root="{base}"', "--seeds", "0", "--out", str(out)])
+    assert "Over seeds" not in out.read_text(encoding="utf-8")  # one seed asked for: nothing to pool
+
+
+def test_the_papers_own_difference_is_read_from_its_printed_numbers(tmp_path):
+    """Beside each verdict, the paper's A - B from its tables, in the aggregate its sentences quote, and whether our
+    interval holds it: no part of the verdict, a yardstick of size."""
+    size = {(c.key, comp.text()): claims.paper_difference(c, comp) for c in claims.CLAIMS for comp in c.comparisons}
+    assert size["Table 3 (a)", "VeriExit-only > answer-driven (accuracy)"] == 2.14  # "by 2.14% average ... gains"
+    assert size["Table 1b", "HSIR-DPO > IRPO (accuracy)"] == pytest.approx(70.86 - 66.43)  # Overall, round 1
+    assert size["Table 7", "HSIR-SFT+H-GRPO > H-GRPO (accuracy)"] == pytest.approx(
+        np.mean([76.72 - 74.60, 87.11 - 83.09, 91.58 - 91.43]), abs=0.005)
+    assert size["Fig. 2 (shortest)", "select-shortest < select-random (accuracy)"] is None  # a chart, no values
+    assert size["Table 5", "H-GRPO fewer tokens than GRPO"] is None
+    table = claims.claims_table(fake_roots(tmp_path), n_ops=N_OPS, n_boot=300).set_index("comparison")
+    dpo = table.loc["HSIR-DPO > IRPO (accuracy)"]  # +31.7 points, resolved: the paper's +4.43 lies below it
+    assert dpo[claims.PAPER_DIFF] == "+4.43 pts" and dpo[claims.PAPER_SEEN] == "excluded"
+    close = table.loc["InDiv-only > length-driven (accuracy)"]  # about +1 point, wide: holds the paper's +0.49
+    assert close["lo"] * 100 < 0.49 < close["hi"] * 100 and close[claims.PAPER_SEEN] == "inside"
+    assert table.loc["HSIR-SFT ≥ ReST-EM (accuracy)", claims.PAPER_SEEN] == ""  # not run
+    assert table.loc["H-GRPO fewer tokens than GRPO", claims.PAPER_DIFF] == "not compared (tokens)"
+    text = claims.write_claims(fake_roots(tmp_path / "again"), tmp_path / "claims.md", N_OPS, n_boot=300)
+    assert "Of the " in text and " comparisons run whose difference the paper prints" in text
