@@ -223,7 +223,12 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def _table_1(m: str) -> float:
-    return paper.TABLE_1[m][1][7]  # Overall accuracy after one round (our rows are round 1)
+    return paper.table_1_cells(m, 1)["accuracy"]  # Overall accuracy after one round (our rows are round 1)
+
+
+def _table_3(m: str) -> float:
+    row = paper.table_3_row(m)
+    return (row["paper MedQA (1.5B)"] + row["paper GSM8K (1.5B)"]) / 2
 
 
 # the paper's score of a row, per table, in the aggregate its sentences quote: Table 1's Overall accuracy (the mean
@@ -232,7 +237,7 @@ def _table_1(m: str) -> float:
 # GSM8K scales. Fig. 2 is a chart whose values the paper does not print.
 PAPER_SCORES = {
     "Table 1a": _table_1, "Table 1b": _table_1,
-    "Table 3": lambda m: (paper.TABLE_3[m][0] + paper.TABLE_3[m][2]) / 2,
+    "Table 3": _table_3,
     "Table 5": lambda m: paper.TABLE_5[m]["accuracy"],
     "Table 7": lambda m: float(np.mean(list(paper.TABLE_7[m].values()))),
 }
@@ -269,7 +274,7 @@ class _Row:
     gaps: dict
 
 
-def _read_rows(roots: Mapping, methods: set[str], iteration: int, n_ops: Mapping[str, int] | None,
+def read_rounds(roots: Mapping, methods: set[str], iteration: int, n_ops: Mapping[str, int] | None,
                only: Collection[str] | None = None) -> dict:
     """(seed, method) -> its evaluated round, for every root and method that has one; ``only``: these test problems
     (qids) alone, the rest of each evaluation left out."""
@@ -314,11 +319,11 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
     ``comparison``, ``a``, ``b``, ``seeds``, ``n``, ``diff``/``lo``/``hi`` (accuracy as a fraction, tokens as tokens),
     ``difference [95% CI]`` and ``per seed`` (points or tokens), ``A / B fewer / more steps than ops (%)``,
     ``verdict`` (the comparison's) and ``claim verdict`` (``combine`` of its claim's). ``runs``: the rounds
-    already read (``_read_rows``), so that a caller building several tables reads each evaluation file once."""
+    already read (``read_rounds``), so that a caller building several tables reads each evaluation file once."""
     import pandas as pd
 
     if runs is None:
-        runs = _read_rows(roots, _claim_rows(claims), iteration, n_ops)
+        runs = read_rounds(roots, _claim_rows(claims), iteration, n_ops)
     rows = []
     for claim in claims:
         part = []
@@ -380,7 +385,7 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
 
     order = [ORACLE, *_claim_rows(claims)] if rows is None else [m for m in dict.fromkeys(rows) if m != M0]
     if runs is None:
-        runs = _read_rows(roots, {M0, *order}, iteration, None)
+        runs = read_rounds(roots, {M0, *order}, iteration, None)
     m0 = next((runs[s, M0] for s in roots if (s, M0) in runs), None)
     rows = []
     for m in order:
@@ -435,7 +440,7 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
     then one row per comparison with each seed's value. ``command``: what the file says rebuilds it; ``note``: a
     sentence added to its header (the M0 behind the seeds, ``hsir.archive.m0_note``); ``only``: the test problems
     (qids) to read, e.g. the part of a grown test set a first look had not seen (say so in ``note``)."""
-    runs = _read_rows(roots, {M0, ORACLE, *_claim_rows(CLAIMS)}, iteration, n_ops, only)  # each file read once
+    runs = read_rounds(roots, {M0, ORACLE, *_claim_rows(CLAIMS)}, iteration, n_ops, only)  # each file read once
     table = claims_table(roots, n_ops, iteration, margin, n_boot=n_boot, runs=runs)
     summary = claims_summary(table)
     counts = summary["verdict"].value_counts()

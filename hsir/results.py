@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import against_m0, write_claims
+from hsir.claims import against_m0, read_rounds, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
@@ -128,11 +128,12 @@ TABLES = {**{paper_tables.TITLES[t]: (t, rows) for t, rows in paper_tables.METHO
           "Fig. 2 (right): SFT on one correct solution per query, chosen four ways": (None, FIG_2)}
 
 
-def over_seeds(roots: Mapping[int, Path], methods: Sequence[str], n_boot: int = 2000):
+def over_seeds(roots: Mapping[int, Path], methods: Sequence[str], n_boot: int = 2000, runs: Mapping | None = None):
     """A table's rows over the seeds that ran them (a DataFrame; empty when no row ran on two seeds or more): the
     mean accuracy with each seed's, and the paired difference with M0 pooled over those seeds, its interval
-    resampling seeds and problems (``hsir.claims.against_m0``, as the claims file pools a comparison)."""
-    room = against_m0(roots, rows=methods, n_boot=n_boot)
+    resampling seeds and problems (``hsir.claims.against_m0``, as the claims file pools a comparison). ``runs``: the
+    rounds already read (``hsir.claims.read_rounds``), for a caller that pools several tables."""
+    room = against_m0(roots, rows=methods, n_boot=n_boot, runs=runs)
     if room.empty or not room["seeds"].str.contains(",").any():
         return room.iloc[0:0]
     return room.drop(columns=["diff", "lo", "hi"])
@@ -148,7 +149,10 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None =
     have_vs = (cfg.run_root / "methods" / vs / "iter_1" / "metrics.json").exists()
     where = kit_path(cfg.run_root)
     command = command or f"python -m hsir.results --profile {cfg.profile}"
-    seeds = "" if not roots or len(roots) < 2 else (
+    several = bool(roots) and len(roots) > 1
+    # every table's rows over seeds, each evaluation read once (rows such as HSIR-SFT are in several tables)
+    runs = read_rounds(roots, {M0, *(m for _, rows in TABLES.values() for m in rows)}, 1, None) if several else None
+    seeds = "" if not several else (
         " Rows that ran on several seeds are pooled below each table over the seeds' run roots ("
         + ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items()) + "): the mean accuracy with each "
         f"seed's, and the paired difference with {M0} (M0, shared by the seeds) averaged over the seeds that ran the "
@@ -169,7 +173,7 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None =
         extra = {"3": ["extra_solutions_gained", "extra_queries_recovered"],
                  "5": ["tokens vs GRPO (%)", "rollout tokens", "InDiv reward s"]}.get(table, [])
         parts += [f"## {title}", markdown(table_view(res, extra))]
-        pooled = over_seeds(roots, methods) if roots and len(roots) > 1 else None
+        pooled = over_seeds(roots, methods, runs=runs) if several else None
         if pooled is not None and len(pooled):
             parts += [f"Over seeds (first round of each row; M0 {pooled.attrs['m0 accuracy %']:.1f}%):",
                       markdown(pooled)]
