@@ -20,7 +20,7 @@ import numpy as np
 
 from hsir import paper
 from hsir.config import kit_path
-from hsir.methods import M0  # every seed's rows start from its round (hsir.seeds shares M0)
+from hsir.methods import M0, METHODS  # every seed's rows start from M0's round (hsir.seeds shares M0)
 from hsir.rounds import eval_rows, markdown, operation_gaps
 from hsir.runs import commit, write_text
 
@@ -368,6 +368,9 @@ ORACLE = "SFT-Oracle"  # the room any self-improvement has: M0 trained on D_u's 
 ABOVE, BELOW, WITHIN = "above M0", "below M0", "neither (the interval spans 0)"
 
 
+NUMBERS = ["n_seeds", "diff", "lo", "hi"]  # against_m0's columns for code, not for the printed tables
+
+
 def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
                seed: int = 0, runs: Mapping | None = None, rows: Sequence[str] | None = None):
     """Each claim row, and the oracle, against M0 (a DataFrame): does the setting leave room, and do the rows move?
@@ -379,8 +382,8 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
     root has none). ``vs M0``: above / below M0 when the interval excludes 0, neither otherwise. ``rows``: other
     rows than the oracle and the claims' (a paper table's, ``hsir.results.write_tables``), M0 itself left out.
     Columns: ``row``, ``seeds``, ``n``, ``accuracy % (per seed)``, ``vs M0 (pts) [95% CI]``, ``per seed``,
-    ``mean tokens``, ``tokens vs M0``, ``vs M0``, and ``diff``/``lo``/``hi`` (fractions); ``attrs["m0 accuracy %"]``.
-    ``runs``: as in ``claims_table``."""
+    ``mean tokens``, ``tokens vs M0``, ``vs M0``, and the numbers behind them (``NUMBERS``: ``n_seeds``, and
+    ``diff``/``lo``/``hi`` as fractions); ``attrs["m0 accuracy %"]``. ``runs``: as in ``claims_table``."""
     import pandas as pd
 
     order = [ORACLE, *_claim_rows(claims)] if rows is None else [m for m in dict.fromkeys(rows) if m != M0]
@@ -403,7 +406,8 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
                                                                                      strict=True)),
                      "mean tokens": f"{np.mean([np.mean(list(runs[s, m].tokens.values())) for s in used]):.1f}",
                      "tokens vs M0": _signed(pooled["tokens_diff"], 1),
-                     "vs M0": ABOVE if lo > 0 else BELOW if hi < 0 else WITHIN, "diff": d, "lo": lo, "hi": hi})
+                     "vs M0": ABOVE if lo > 0 else BELOW if hi < 0 else WITHIN,
+                     "n_seeds": len(used), "diff": d, "lo": lo, "hi": hi})
     out = pd.DataFrame(rows)
     if m0 is not None:
         out.attrs["m0 accuracy %"] = 100 * np.mean(list(m0.correct.values()))
@@ -431,6 +435,14 @@ def claims_summary(table):
                     "fewer / more steps than ops (%)": "<br>".join(f"{m}: {v}" for m, v in steps.items() if v),
                     "seeds": ", ".join(seeds), "verdict": first["claim verdict"]})
     return pd.DataFrame(out)
+
+
+def seed_invariant_rows(runs: Mapping, rows: Sequence[str]) -> list[str]:
+    """The ``rows`` read (``runs``: (seed, row) -> its round) on several seeds whose training data a seed does not
+    change: greedy sampling (``hsir.methods``, STaR) from the M0 the seeds share. Their seeds measure training noise
+    alone, not sampling."""
+    return [m for m in dict.fromkeys(rows) if m in METHODS and METHODS[m].sampling == "greedy"
+            and sum(row == m for _, row in runs) > 1]
 
 
 def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | None = None, iteration: int = 1,
@@ -471,6 +483,10 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         "## Verdict per claim", markdown(summary),
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),
     ]
+    if same_candidates := seed_invariant_rows(runs, _claim_rows(CLAIMS)):
+        parts.append(f"{', '.join(same_candidates)}: greedy from the shared M0, so every seed trains on the same "
+                     "candidates and differs only in the order of the training rows; its spread between seeds is "
+                     "training noise alone.")
     room = against_m0(roots, iteration, n_boot=n_boot, runs=runs)
     if len(room):
         parts += ["## Each row against M0",
@@ -478,7 +494,7 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
                   f"trained on D_u's gold traces as well), minus M0 ({M0}, {room.attrs['m0 accuracy %']:.1f}%, "
                   "shared by the seeds), paired and pooled over the seeds as above; above / below M0 when the "
                   "interval excludes 0.",
-                  markdown(room.drop(columns=["diff", "lo", "hi"]))]
+                  markdown(room.drop(columns=NUMBERS))]
     text = "\n\n".join(parts) + "\n"
     write_text(out, text)
     return text

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import against_m0, read_rounds, write_claims
+from hsir.claims import NUMBERS, against_m0, read_rounds, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
@@ -134,9 +134,9 @@ def over_seeds(roots: Mapping[int, Path], methods: Sequence[str], n_boot: int = 
     resampling seeds and problems (``hsir.claims.against_m0``, as the claims file pools a comparison). ``runs``: the
     rounds already read (``hsir.claims.read_rounds``), for a caller that pools several tables."""
     room = against_m0(roots, rows=methods, n_boot=n_boot, runs=runs)
-    if room.empty or not room["seeds"].str.contains(",").any():
+    if room.empty or not (room["n_seeds"] > 1).any():
         return room.iloc[0:0]
-    return room.drop(columns=["diff", "lo", "hi"])
+    return room.drop(columns=NUMBERS)
 
 
 def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None = None,

@@ -172,6 +172,20 @@ def test_write_claims_states_the_rule_and_a_row_per_claim(tmp_path):
     assert "outperforms the IRPO by a clear margin" in summary and "`python -m hsir.results --claims`" in text
 
 
+def test_a_greedy_rows_seeds_are_said_to_share_its_candidates(tmp_path):
+    """STaR samples greedily from the shared M0: its seeds differ in training order alone, which claims.md says,
+    and only where STaR ran on several seeds."""
+    roots = fake_roots(tmp_path)
+    for s in (0, 1):
+        write_round(roots[s], "STaR", {f"q{i}": i % 3 == 0 for i in range(120)}, 120, 2)
+    note = "STaR: greedy from the shared M0"
+    assert note in claims.write_claims(roots, tmp_path / "claims.md", N_OPS, n_boot=100)
+    shutil.rmtree(roots[1] / "methods" / "STaR")
+    assert note not in claims.write_claims(roots, tmp_path / "claims.md", N_OPS, n_boot=100)
+    assert claims.seed_invariant_rows({(0, "STaR"): None, (1, "STaR"): None, (1, "ReST-EM"): None,
+                                       (2, "ReST-EM"): None}, ["ReST-EM", "STaR"]) == ["STaR"]
+
+
 def test_each_row_against_m0_reads_the_shared_m0_from_the_first_seed(tmp_path):
     """The room table pairs every seed's row with the one M0 the seeds share: a seed root without M0's round (an
     archived seed) still gets its row; a row that moves M0 is above or below it, one that does not is neither."""
@@ -188,6 +202,7 @@ def test_each_row_against_m0_reads_the_shared_m0_from_the_first_seed(tmp_path):
     assert list(room.index) == ["SFT-Oracle", "ReST-EM", "IRPO", "GRPO"]  # the oracle first, then the claims' order
     assert room.attrs["m0 accuracy %"] == pytest.approx(100 * np.mean(list(m0.values())))
     assert room.loc["SFT-Oracle", "seeds"] == "0" and room.loc["ReST-EM", "seeds"] == "0, 1, 2"
+    assert room.loc["SFT-Oracle", "n_seeds"] == 1 and room.loc["ReST-EM", "n_seeds"] == 3
     assert room.loc["ReST-EM", "diff"] == pytest.approx(58 / 200) and room.loc["ReST-EM", "vs M0"] == claims.ABOVE
     assert room.loc["GRPO", "vs M0"] == claims.BELOW and room.loc["IRPO", "vs M0"] == claims.WITHIN
     assert room.loc["IRPO", "tokens vs M0"] == "-21.0"  # 80, 79, 78 tokens against M0's 100
@@ -278,3 +293,21 @@ def test_the_papers_own_difference_is_read_from_its_printed_numbers(tmp_path):
     assert table.loc["H-GRPO fewer tokens than GRPO", claims.PAPER_DIFF] == "not compared (tokens)"
     text = claims.write_claims(fake_roots(tmp_path / "again"), tmp_path / "claims.md", N_OPS, n_boot=300)
     assert "Of the " in text and " comparisons run whose difference the paper prints" in text
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| claim")]
+
+
+def test_the_readme_quotes_the_committed_claims_file():
+    """The README's findings are the committed claims.md's, word for word: its tally and, per comparison, the
+    difference, the seeds, the verdict and the paper's difference. Rebuilding claims.md without the README fails here."""
+    committed = (ROOT / "figures" / "embedded" / "claims.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## What the embedded experiment found")[1]
+    readme = readme.split("\n## ")[0]
+    tally = re.search(r"Verdicts: ([^.]*)\.", committed).group(1)
+    assert f"**Claims: {tally}.**" in readme
+    per_comparison = committed.split("## Comparisons, per seed")[1].split("\n## ")[0]
+    expected = [[r[0], r[1], r[2], r[4], r[8], r[9]] for r in _table_rows(per_comparison)]
+    assert expected and _table_rows(readme) == expected
