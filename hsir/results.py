@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import NUMBERS, against_m0, read_rounds, write_claims
+from hsir.claims import NUMBERS, against_m0, compare, compare_text, read_rounds, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
@@ -234,16 +234,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--problems", metavar="START:STOP", type=problem_range,
                     help="with --claims: only the test split's problems START..STOP-1 (e.g. 512:1000, the problems a "
                          "first look on 512 had not seen)")
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                    help="print A - B (accuracy and tokens) pooled over the seeds that ran both, as the claims pool a "
+                         "comparison, without a verdict (hsir.claims.compare); with --archived, from the archive")
     ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
     args = ap.parse_args(argv)
     if args.problems and not args.claims:
         ap.error("--problems goes with --claims")
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
-    if args.archive and args.claims or args.archived and not args.claims or args.archive_to and not (
-            args.archive or args.archived):
-        ap.error("--archive (then --claims --archived), or --claims [--archived]; --archive-to goes with either")
+    reads = args.claims or args.compare
+    if args.archive and reads or args.archived and not reads or args.archive_to and not (
+            args.archive or args.archived) or args.claims and args.compare:
+        ap.error("--archive (then --claims --archived), --claims [--archived] or --compare A B [--archived]; "
+                 "--archive-to goes with --archive or --archived")
     dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
+    if args.compare:
+        roots = archived_roots(cfg, dest, args.seeds) if args.archived else seed_roots(cfg, args.seeds)
+        try:
+            print(compare_text(*args.compare, compare(roots, *args.compare)))
+        except ValueError as e:
+            ap.error(str(e))
+        return 0
     if args.archive:
         roots = seed_roots(cfg, args.seeds)
         written, refused = archive_roots(roots, dest)

@@ -311,3 +311,20 @@ def test_the_readme_quotes_the_committed_claims_file():
     per_comparison = committed.split("## Comparisons, per seed")[1].split("\n## ")[0]
     expected = [[r[0], r[1], r[2], r[4], r[8], r[9]] for r in _table_rows(per_comparison)]
     assert expected and _table_rows(readme) == expected
+
+
+def test_any_two_rows_compare_pooled_over_the_seeds_that_ran_both(tmp_path, capsys):
+    """``--compare A B``: the claims' pooling for a comparison no claim names, without a verdict; a bad row or a
+    pair no seed ran is a clear error naming them."""
+    roots = fake_roots(tmp_path)  # IRPO ran at seeds 0 and 1 only
+    res = claims.compare(roots, "HSIR-DPO", "IRPO", n_boot=300)
+    table = claims.claims_table(roots, n_boot=300).set_index("comparison").loc["HSIR-DPO > IRPO (accuracy)"]
+    assert res["seeds"] == [0, 1] and res["diff"] == pytest.approx(table["diff"])
+    assert res["diff_ci95"] == pytest.approx([table["lo"], table["hi"]])
+    assert res["tokens_diff"] == pytest.approx(-50.0)  # 100 against 150 tokens
+    line = claims.compare_text("HSIR-DPO", "IRPO", res)
+    assert line.startswith("HSIR-DPO - IRPO (seeds 0, 1, 120 problems): accuracy +31.7 pts [") and "tokens -50.0" in line
+    with pytest.raises(ValueError, match="unknown row 'Nope'"):
+        claims.compare(roots, "HSIR-DPO", "Nope")
+    with pytest.raises(ValueError, match=r"no seed ran both 'STaR' \(seeds \[\]\) and 'IRPO' \(seeds \[0, 1\]\)"):
+        claims.compare(roots, "STaR", "IRPO")
