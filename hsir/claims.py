@@ -414,36 +414,6 @@ def against_m0(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLA
     return out
 
 
-def compare(roots: Mapping, a: str, b: str, iteration: int = 1, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Any two rows, A - B, pooled over the seeds that ran both, as the claims pool a comparison: no direction and
-    no verdict, for the questions a reader asks after the claims (which part of a method costs accuracy?). Returns
-    ``pooled_paired_difference``'s fields with ``seeds`` as the list of seeds used; ValueError naming the rows and
-    the roots when no seed ran both, or naming an unknown row."""
-    for m in (a, b):
-        if m not in METHODS:
-            raise ValueError(f"unknown row {m!r}; rows are the methods of hsir.methods: {', '.join(METHODS)}")
-    runs = read_rounds(roots, {a, b}, iteration, None)
-    used = [s for s in roots if (s, a) in runs and (s, b) in runs]
-    if not used:
-        have = {m: [s for s in roots if (s, m) in runs] for m in (a, b)}
-        raise ValueError(f"no seed ran both {a!r} (seeds {have[a]}) and {b!r} (seeds {have[b]}) to round "
-                         f"{iteration} under {', '.join(kit_path(Path(r)) for r in roots.values())}")
-    out = pooled_paired_difference([(runs[s, a].correct, runs[s, b].correct) for s in used],
-                                   [(runs[s, a].tokens, runs[s, b].tokens) for s in used], n_boot, seed)
-    return out | {"seeds": used}
-
-
-def compare_text(a: str, b: str, res: Mapping) -> str:
-    """``compare``'s result as one line: accuracy and tokens, each with its interval and per-seed values."""
-    acc = ", ".join(f"{s}: {_signed(v, 100)}" for s, v in zip(res["seeds"], res["per_seed"], strict=True))
-    tok = ", ".join(f"{s}: {_signed(v, 1)}" for s, v in zip(res["seeds"], res["tokens_per_seed"], strict=True))
-    lo, hi = res["diff_ci95"]
-    tlo, thi = res["tokens_ci95"]
-    return (f"{a} - {b} (seeds {', '.join(map(str, res['seeds']))}, {res['n']} problems): accuracy "
-            f"{_signed(res['diff'], 100)} pts [{lo * 100:.1f}, {hi * 100:.1f}] ({acc}); tokens "
-            f"{_signed(res['tokens_diff'], 1)} [{tlo:.1f}, {thi:.1f}] ({tok})")
-
-
 def claims_summary(table):
     """One row per claim: the paper's sentence, how it is tested, each comparison's difference with its interval
     and verdict, the rows' truth-known step columns, and the claim's verdict."""

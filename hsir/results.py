@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import NUMBERS, against_m0, compare, compare_text, read_rounds, write_claims
+from hsir.claims import NUMBERS, against_m0, pooled_paired_difference, read_rounds, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
@@ -139,6 +139,36 @@ def over_seeds(roots: Mapping[int, Path], methods: Sequence[str], n_boot: int = 
     return room.drop(columns=NUMBERS)
 
 
+def compare(roots: Mapping, a: str, b: str, iteration: int = 1, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Any two rows, A - B, pooled over the seeds that ran both, as the claims pool a comparison: no direction and
+    no verdict, for the questions a reader asks after the claims (which part of a method costs accuracy?). Returns
+    ``pooled_paired_difference``'s fields with ``seeds`` as the list of seeds used; ValueError naming the rows and
+    the roots when no seed ran both, or naming an unknown row."""
+    for m in (a, b):
+        if m not in METHODS:
+            raise ValueError(f"unknown row {m!r}; rows are the methods of hsir.methods: {', '.join(METHODS)}")
+    runs = read_rounds(roots, {a, b}, iteration, None)
+    used = [s for s in roots if (s, a) in runs and (s, b) in runs]
+    if not used:
+        have = {m: [s for s in roots if (s, m) in runs] for m in (a, b)}
+        raise ValueError(f"no seed ran both {a!r} (seeds {have[a]}) and {b!r} (seeds {have[b]}) to round "
+                         f"{iteration} under {', '.join(kit_path(Path(r)) for r in roots.values())}")
+    out = pooled_paired_difference([(runs[s, a].correct, runs[s, b].correct) for s in used],
+                                   [(runs[s, a].tokens, runs[s, b].tokens) for s in used], n_boot, seed)
+    return out | {"seeds": used}
+
+
+def compare_text(a: str, b: str, res: Mapping) -> str:
+    """``compare``'s result as one line: accuracy and tokens, each with its interval and per-seed values."""
+    acc = ", ".join(f"{s}: {v * 100:+.1f}" for s, v in zip(res["seeds"], res["per_seed"], strict=True))
+    tok = ", ".join(f"{s}: {v:+.1f}" for s, v in zip(res["seeds"], res["tokens_per_seed"], strict=True))
+    lo, hi = res["diff_ci95"]
+    tlo, thi = res["tokens_ci95"]
+    return (f"{a} - {b} (seeds {', '.join(map(str, res['seeds']))}, {res['n']} problems): accuracy "
+            f"{res['diff'] * 100:+.1f} pts [{lo * 100:.1f}, {hi * 100:.1f}] ({acc}); tokens "
+            f"{res['tokens_diff']:+.1f} [{tlo:.1f}, {thi:.1f}] ({tok})")
+
+
 def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None = None,
                  roots: Mapping[int, Path] | None = None) -> str:
     """Every paper table (``hsir.paper.METHODS``, and Fig. 2's selection rows) that has a finished round in
@@ -236,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                          "first look on 512 had not seen)")
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"),
                     help="print A - B (accuracy and tokens) pooled over the seeds that ran both, as the claims pool a "
-                         "comparison, without a verdict (hsir.claims.compare); with --archived, from the archive")
+                         "comparison, without a verdict (hsir.results.compare); with --archived, from the archive")
     ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
     args = ap.parse_args(argv)
     if args.problems and not args.claims:

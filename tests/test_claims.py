@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from hsir import claims
+from hsir import claims, results
 from hsir.claims import CONTRADICTED, HOLDS, NOT_RUN, UNRESOLVED
 from hsir.config import ROOT
 from hsir.evaluate import paired_difference
@@ -305,9 +305,9 @@ def test_the_readme_quotes_the_committed_claims_file():
     difference, the seeds, the verdict and the paper's difference. Rebuilding claims.md without the README fails here."""
     committed = (ROOT / "figures" / "embedded" / "claims.md").read_text(encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## What the embedded experiment found")[1]
-    readme = readme.split("\n## ")[0]
+    readme = readme.split("\n## ")[0].split("\n\n| claim |")[1].split("\n\n")[0]  # its first table, the claims'
     tally = re.search(r"Verdicts: ([^.]*)\.", committed).group(1)
-    assert f"**Claims: {tally}.**" in readme
+    assert f"**Claims: {tally}.**" in (ROOT / "README.md").read_text(encoding="utf-8")
     per_comparison = committed.split("## Comparisons, per seed")[1].split("\n## ")[0]
     expected = [[r[0], r[1], r[2], r[4], r[8], r[9]] for r in _table_rows(per_comparison)]
     assert expected and _table_rows(readme) == expected
@@ -317,14 +317,14 @@ def test_any_two_rows_compare_pooled_over_the_seeds_that_ran_both(tmp_path, caps
     """``--compare A B``: the claims' pooling for a comparison no claim names, without a verdict; a bad row or a
     pair no seed ran is a clear error naming them."""
     roots = fake_roots(tmp_path)  # IRPO ran at seeds 0 and 1 only
-    res = claims.compare(roots, "HSIR-DPO", "IRPO", n_boot=300)
+    res = results.compare(roots, "HSIR-DPO", "IRPO", n_boot=300)
     table = claims.claims_table(roots, n_boot=300).set_index("comparison").loc["HSIR-DPO > IRPO (accuracy)"]
     assert res["seeds"] == [0, 1] and res["diff"] == pytest.approx(table["diff"])
     assert res["diff_ci95"] == pytest.approx([table["lo"], table["hi"]])
     assert res["tokens_diff"] == pytest.approx(-50.0)  # 100 against 150 tokens
-    line = claims.compare_text("HSIR-DPO", "IRPO", res)
+    line = results.compare_text("HSIR-DPO", "IRPO", res)
     assert line.startswith("HSIR-DPO - IRPO (seeds 0, 1, 120 problems): accuracy +31.7 pts [") and "tokens -50.0" in line
     with pytest.raises(ValueError, match="unknown row 'Nope'"):
-        claims.compare(roots, "HSIR-DPO", "Nope")
+        results.compare(roots, "HSIR-DPO", "Nope")
     with pytest.raises(ValueError, match=r"no seed ran both 'STaR' \(seeds \[\]\) and 'IRPO' \(seeds \[0, 1\]\)"):
-        claims.compare(roots, "STaR", "IRPO")
+        results.compare(roots, "STaR", "IRPO")
