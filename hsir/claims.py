@@ -484,8 +484,8 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),
     ]
     if same_candidates := seed_invariant_rows(runs, _claim_rows(CLAIMS)):
-        parts.append(f"{', '.join(same_candidates)}: greedy from the shared M0, so every seed trains on the same "
-                     "candidates and differs only in the order of the training rows; its spread between seeds is "
+        parts.append(f"{', '.join(same_candidates)}: greedy from M0, so the seeds that share an M0 train on the same "
+                     "candidates and differ only in the order of the training rows; its spread between them is "
                      "training noise alone.")
     room = against_m0(roots, iteration, n_boot=n_boot, runs=runs)
     if len(room):

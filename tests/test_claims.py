@@ -178,7 +178,7 @@ def test_a_greedy_rows_seeds_are_said_to_share_its_candidates(tmp_path):
     roots = fake_roots(tmp_path)
     for s in (0, 1):
         write_round(roots[s], "STaR", {f"q{i}": i % 3 == 0 for i in range(120)}, 120, 2)
-    note = "STaR: greedy from the shared M0"
+    note = "STaR: greedy from M0, so the seeds that share an M0"
     assert note in claims.write_claims(roots, tmp_path / "claims.md", N_OPS, n_boot=100)
     shutil.rmtree(roots[1] / "methods" / "STaR")
     assert note not in claims.write_claims(roots, tmp_path / "claims.md", N_OPS, n_boot=100)
@@ -328,3 +328,13 @@ def test_any_two_rows_compare_pooled_over_the_seeds_that_ran_both(tmp_path, caps
         results.compare(roots, "HSIR-DPO", "Nope")
     with pytest.raises(ValueError, match=r"no seed ran both 'STaR' \(seeds \[\]\) and 'IRPO' \(seeds \[0, 1\]\)"):
         results.compare(roots, "STaR", "IRPO")
+    # the command line: a profile's seed roots (<root>, <root>-seed<N>), the line printed, a bad pair exits 2
+    base = tmp_path / "cli"
+    for s, root in roots.items():
+        shutil.copytree(root, base if s == 0 else tmp_path / f"cli-seed{s}")
+    cli = ["--profile", "embedded", "--set", f'root="{base}"', "--compare"]
+    assert results.main([*cli, "HSIR-DPO", "IRPO"]) == 0
+    assert capsys.readouterr().out.strip() == line
+    with pytest.raises(SystemExit) as stop:
+        results.main([*cli, "STaR", "IRPO"])
+    assert stop.value.code == 2 and "no seed ran both 'STaR'" in capsys.readouterr().err
