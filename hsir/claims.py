@@ -222,39 +222,28 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def _table_1(m: str) -> float:
-    return paper.table_1_cells(m, 1)["accuracy"]  # Overall accuracy after one round (our rows are round 1)
-
-
-def _table_3(m: str) -> float:
-    row = paper.table_3_row(m)
-    return (row["paper MedQA (1.5B)"] + row["paper GSM8K (1.5B)"]) / 2
-
-
-# the paper's score of a row, per table, in the aggregate its sentences quote: Table 1's Overall accuracy (the mean
-# of six model x task cells), Table 3's mean of its 1.5B MedQA and GSM8K cells ("VeriExit outperforms the -w
-# Answer-driven by 2.14% average performance gains" is that mean), Table 5's Overall, Table 7's mean over its three
-# GSM8K scales. Fig. 2 is a chart whose values the paper does not print.
-PAPER_SCORES = {
-    "Table 1a": _table_1, "Table 1b": _table_1,
-    "Table 3": _table_3,
-    "Table 5": lambda m: paper.TABLE_5[m]["accuracy"],
-    "Table 7": lambda m: float(np.mean(list(paper.TABLE_7[m].values()))),
-}
-
-
 def paper_difference(claim: Claim, comp: Comparison) -> float | None:
-    """A - B in accuracy points from the paper's own printed numbers (``PAPER_SCORES``), or None where the paper
+    """A - B in accuracy points from the paper's own printed numbers (``paper.CLAIM_SCORES``), or None where the paper
     prints no value for a row, or the comparison is in tokens (the paper's outputs are ten times longer). A yardstick
     of size, not a prediction for another model: it says whether our interval would have seen an effect as large
     as the paper's, it takes no part in the verdict."""
-    score = PAPER_SCORES.get(claim.key.split(" (")[0])
+    score = paper.CLAIM_SCORES.get(claim.key.split(" (")[0])
     if score is None or comp.metric != "accuracy":
         return None
     try:
         return round(score(comp.a) - score(comp.b), 2)
     except KeyError:
         return None
+
+
+def pool_pair(runs: Mapping, roots: Mapping, a: str, b: str, n_boot: int = 2000, seed: int = 0) -> tuple[list, dict | None]:
+    """The seeds of ``roots`` whose rounds (``runs``, ``read_rounds``) hold both rows, and A - B in accuracy and
+    tokens pooled over them (``pooled_paired_difference``); None in place of the latter when no seed ran both."""
+    used = [s for s in roots if (s, a) in runs and (s, b) in runs]
+    if not used:
+        return used, None
+    return used, pooled_paired_difference([(runs[s, a].correct, runs[s, b].correct) for s in used],
+                                          [(runs[s, a].tokens, runs[s, b].tokens) for s in used], n_boot, seed)
 
 
 def _claim_rows(claims: Sequence[Claim]) -> list[str]:
@@ -328,16 +317,13 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
     for claim in claims:
         part = []
         for comp in claim.comparisons:
-            used = [s for s in roots if (s, comp.a) in runs and (s, comp.b) in runs]
+            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
             row = {"claim": claim.key, "the paper says": claim.sentence, "tested as": claim.tested,
                    "comparison": comp.text(), "a": comp.a, "b": comp.b, "seeds": ", ".join(map(str, used)),
                    "n": None, "diff": float("nan"),
                    "lo": float("nan"), "hi": float("nan"), "difference [95% CI]": NOT_RUN, "per seed": ""}
-            if used:
+            if pooled:
                 a, b = [runs[s, comp.a] for s in used], [runs[s, comp.b] for s in used]
-                pooled = pooled_paired_difference([(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used],
-                                                  [(runs[s, comp.a].tokens, runs[s, comp.b].tokens) for s in used],
-                                                  n_boot, seed)
                 if comp.metric == "accuracy":
                     d, (lo, hi), per, scale, unit = pooled["diff"], pooled["diff_ci95"], pooled["per_seed"], 100, " pts"
                 else:
@@ -474,7 +460,7 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         + (f" {note}" if note else ""),
         "## Rule", rule_text(margin),
         "Beside the verdict, and no part of it: the paper's own A - B in accuracy, from its printed numbers "
-        "(`hsir.claims.PAPER_SCORES`: Table 1's Overall after one round, Table 3's mean of its 1.5B MedQA and GSM8K "
+        "(`hsir.paper.CLAIM_SCORES`: Table 1's Overall after one round, Table 3's mean of its 1.5B MedQA and GSM8K "
         "cells, Table 5's Overall, Table 7's mean over its three GSM8K scales; Fig. 2 prints no values), and whether "
         "our interval holds it. Other models, ten times longer outputs and accuracies near 70% against ours near "
         "15%: a yardstick of size, not a prediction. An unresolved comparison whose interval excludes the paper's "

@@ -323,3 +323,25 @@ def flags_table(table: str | None = None):
     return pd.DataFrame([{"table": t, "row": r, "column": c, "printed": f.printed, "implied": f.implied,
                           "within rounding": f.within_rounding, "note": f.note}
                          for (t, r, c), f in FLAGS.items() if table is None or t.split()[0] == table])
+
+
+def _table_1(m: str) -> float:
+    return table_1_cells(m, 1)["accuracy"]  # Overall accuracy after one round (our rows are round 1)
+
+
+def _table_3(m: str) -> float:
+    row = table_3_row(m)
+    return (row["paper MedQA (1.5B)"] + row["paper GSM8K (1.5B)"]) / 2
+
+
+# the paper's score of a row, per table, in the aggregate its sentences quote (hsir.claims prints each claim's paper
+# difference from it): Table 1's Overall accuracy (the mean of six model x task cells), Table 3's mean of its 1.5B
+# MedQA and GSM8K cells ("VeriExit outperforms the -w Answer-driven by 2.14% average performance gains" is that
+# mean), Table 5's Overall, Table 7's mean over its three GSM8K scales. Fig. 2 is a chart whose values the paper
+# does not print.
+CLAIM_SCORES = {
+    "Table 1a": _table_1, "Table 1b": _table_1,
+    "Table 3": _table_3,
+    "Table 5": lambda m: TABLE_5[m]["accuracy"],
+    "Table 7": lambda m: sum(TABLE_7[m].values()) / len(TABLE_7[m]),
+}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hsir import paper as paper_tables
 from hsir.archive import archive_dir, archive_roots, archived_roots, m0_note
-from hsir.claims import NUMBERS, against_m0, pooled_paired_difference, read_rounds, write_claims
+from hsir.claims import NUMBERS, against_m0, pool_pair, read_rounds, write_claims
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
@@ -148,14 +148,12 @@ def compare(roots: Mapping, a: str, b: str, iteration: int = 1, n_boot: int = 20
         if m not in METHODS:
             raise ValueError(f"unknown row {m!r}; rows are the methods of hsir.methods: {', '.join(METHODS)}")
     runs = read_rounds(roots, {a, b}, iteration, None)
-    used = [s for s in roots if (s, a) in runs and (s, b) in runs]
-    if not used:
+    used, pooled = pool_pair(runs, roots, a, b, n_boot, seed)
+    if pooled is None:
         have = {m: [s for s in roots if (s, m) in runs] for m in (a, b)}
         raise ValueError(f"no seed ran both {a!r} (seeds {have[a]}) and {b!r} (seeds {have[b]}) to round "
                          f"{iteration} under {', '.join(kit_path(Path(r)) for r in roots.values())}")
-    out = pooled_paired_difference([(runs[s, a].correct, runs[s, b].correct) for s in used],
-                                   [(runs[s, a].tokens, runs[s, b].tokens) for s in used], n_boot, seed)
-    return out | {"seeds": used}
+    return pooled | {"seeds": used}
 
 
 def compare_text(a: str, b: str, res: Mapping) -> str:

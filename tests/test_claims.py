@@ -304,10 +304,11 @@ def test_the_readme_quotes_the_committed_claims_file():
     """The README's findings are the committed claims.md's, word for word: its tally and, per comparison, the
     difference, the seeds, the verdict and the paper's difference. Rebuilding claims.md without the README fails here."""
     committed = (ROOT / "figures" / "embedded" / "claims.md").read_text(encoding="utf-8")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## What the embedded experiment found")[1]
-    readme = readme.split("\n## ")[0].split("\n\n| claim |")[1].split("\n\n")[0]  # its first table, the claims'
+    found = (ROOT / "README.md").read_text(encoding="utf-8").split("## What the embedded experiment found")[1]
+    found = found.split("\n## ")[0]
     tally = re.search(r"Verdicts: ([^.]*)\.", committed).group(1)
-    assert f"**Claims: {tally}.**" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"**Claims: {tally}.**" in found
+    readme = found.split("\n\n| claim |")[1].split("\n\n")[0]  # the section's first table, the claims'
     per_comparison = committed.split("## Comparisons, per seed")[1].split("\n## ")[0]
     expected = [[r[0], r[1], r[2], r[4], r[8], r[9]] for r in _table_rows(per_comparison)]
     assert expected and _table_rows(readme) == expected
