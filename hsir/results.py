@@ -20,6 +20,7 @@ from hsir.claims import NUMBERS, against_m0, pool_pair, read_rounds, write_claim
 from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_sets
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
+from hsir.power import write_power
 from hsir.rounds import markdown, operation_gaps, percent_interval, round_correct, round_result
 from hsir.runs import Run, commit, write_text
 from hsir.seeds import seed_roots
@@ -234,6 +235,14 @@ def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = N
     return write_claims(roots, out, n_ops, command=command, note=(m0_note(roots) + part).strip(), only=only)
 
 
+def power_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None,
+               archived: Path | None = None) -> str:
+    """``figures/<profile>/power.md`` (or ``out``): the seeds and problems each accuracy comparison of the claims
+    would need to resolve a stated effect (``hsir.power``), from the same roots as ``claims_file``."""
+    roots = seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
+    return write_power(roots, out or figures_dir(cfg.profile) / "power.md", command=command, note=m0_note(roots))
+
+
 def problem_range(text: str) -> tuple[int, int]:
     """``START:STOP`` (``--problems``) as two ints."""
     try:
@@ -250,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="loop settings, e.g. T=2")
     ap.add_argument("--claims", action="store_true",
                     help="the verdict per claim of the paper, pooled over seeds (hsir.claims): figures/<profile>/claims.md")
+    ap.add_argument("--power", action="store_true",
+                    help="the seeds and test problems each claim's accuracy comparison would need to resolve a stated "
+                         "effect (hsir.power): figures/<profile>/power.md")
     ap.add_argument("--seeds", nargs="*", type=int, default=[],
                     help="the seeds to pool, in the claims or below the tables (default: the profile's and every "
                          "<run root>-seed<N>)")
@@ -257,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy every seed root's evaluated rounds into figures/<profile>/rounds/ (hsir.archive), to "
                          "commit: what a later session on another machine pools its seeds with")
     ap.add_argument("--archived", action="store_true",
-                    help="with --claims: read the archived rounds (figures/<profile>/rounds/) instead of runs/")
+                    help="with --claims, --power or --compare: read the archived rounds (figures/<profile>/rounds/) "
+                         "instead of runs/")
     ap.add_argument("--archive-to", help="the archive's folder (default: figures/<profile>/rounds)")
     ap.add_argument("--problems", metavar="START:STOP", type=problem_range,
                     help="with --claims: only the test split's problems START..STOP-1 (e.g. 512:1000, the problems a "
@@ -265,16 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"),
                     help="print A - B (accuracy and tokens) pooled over the seeds that ran both, as the claims pool a "
                          "comparison, without a verdict (hsir.results.compare); with --archived, from the archive")
-    ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims)")
+    ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims, power.md with --power)")
     args = ap.parse_args(argv)
     if args.problems and not args.claims:
         ap.error("--problems goes with --claims")
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
-    reads = args.claims or args.compare
+    reads = args.claims or args.compare or args.power
     if args.archive and reads or args.archived and not reads or args.archive_to and not (
-            args.archive or args.archived) or args.claims and args.compare:
-        ap.error("--archive (then --claims --archived), --claims [--archived] or --compare A B [--archived]; "
+            args.archive or args.archived) or sum(map(bool, (args.claims, args.compare, args.power))) > 1:
+        ap.error("--archive (then --claims --archived), --claims, --power or --compare A B, each [--archived]; "
                  "--archive-to goes with --archive or --archived")
     dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
     if args.compare:
@@ -291,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {s}: " + (f"refused: {refused[s]}" if s in refused else
                                    f"{len(written[s])} files written under {kit_path(dest / root.name)}"))
         return 1 if refused else 0
+    if args.power:
+        print(power_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
+                         archived=dest if args.archived else None))
+        return 0
     if args.claims:
         print(claims_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
                           archived=dest if args.archived else None, problems=args.problems))

@@ -17,7 +17,8 @@ SCORING = {"hsir.indiv", "hsir.diversity", "hsir.scoring"}
 TRAINING = {"hsir.train", "hsir.grpo", "hsir.rewards"}
 RUN_STORE = {"hsir.runs"}
 LOOP = {"hsir.selfimprove"}
-REPORTS = {"hsir.results", "hsir.rounds", "hsir.paper", "hsir.figures", "hsir.claims", "hsir.explore", "hsir.explore_data",
+REPORTS = {"hsir.results", "hsir.rounds", "hsir.paper", "hsir.figures", "hsir.claims", "hsir.power", "hsir.explore",
+           "hsir.explore_data",
            "hsir.paper_report", "hsir.generalization"}
 
 DIRECTIONS = [  # (what, never imports, why)

@@ -1,0 +1,226 @@
+"""What it would take to tell: the seeds and test problems a claim's comparison needs to reach a verdict.
+
+A comparison the claims file calls "unresolved at this size" leaves a reader with a question its verdict cannot
+answer: was the effect absent, or the experiment too small? This module answers it from the same evaluated rounds,
+without running a model (``HOW`` is the account the power file prints). In short: each seed's per-problem paired
+difference is read as a two-way layout of problem, seed and seed×problem variance (``components``); the variance
+of the claims file's interval at any number of seeds and problems follows from them (``variance``), and so do the
+sizes that would resolve an effect at a stated distance from a comparison's threshold (``seeds_needed``,
+``problems_needed``).
+
+The claims' interval resamples seeds and problems independently (``hsir.claims.pooled_paired_difference``). Worked
+out from the components, that bootstrap counts the seed×problem variance about (3S - 2) / S times where the
+two-way model counts it once, and the seed variance (S - 1) / S times: where seed×problem dominates, as it does on
+right/wrong answers, its intervals are wider than the model's (conservative). Both are computed; the sizes needed
+use the bootstrap's, since it decides the verdicts, and each comparison also shows the verdict the model's
+interval would give, as a check that the rule's conservatism decides nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hsir.claims import (
+    ACC_MARGIN,
+    CLAIMS,
+    Claim,
+    Comparison,
+    claim_methods,
+    paper_difference,
+    pool_pair,
+    read_rounds,
+    threshold,
+    verdict,
+)
+from hsir.config import kit_path
+from hsir.rounds import markdown
+from hsir.runs import commit, write_text
+
+Z95 = 1.959963984540054
+YARDSTICK = 0.02  # the distance beyond a comparison's threshold asked of every comparison: 2 points
+MIN_SEEDS = 3  # the fewest seeds a claim row runs (issue 26); one seed cannot show the seed variance at all
+MAX_SEEDS = 10_000  # beyond the caps a count is reported as "more than"
+MAX_PROBLEMS = 10_000_000
+HOW = (
+    "Each seed's per-problem paired difference d[s, i] (A - B on test problem i, seed s: 1, 0 or -1) is read as a "
+    "two-way layout, d[s, i] = mu + p[i] + t[s] + e[s, i], with the variances of p (**problem**: which problems "
+    "are drawn, common to every seed, since all seeds are evaluated on the same test problems), of t (**seed**: "
+    "how far a whole seed's difference moves, sampling and training noise) and of e (**seed×problem**: a "
+    "problem's answer changing from seed to seed), each estimated by the method of moments and clipped at 0. Over "
+    "S seeds and N problems the pooled difference then has the variance problem / N + seed / S + seed×problem / "
+    "(S N) (**the model's**). The claims file's bootstrap, which draws problems and seeds independently, has in "
+    "expectation problem / N + seed (S - 1) / S² + seed×problem (3S - 2) / (S² N) (**the bootstrap's**): it counts "
+    "seed×problem about three times at five seeds, and so is conservative where that part dominates. A 95% "
+    "interval is 1.96 square roots either side. Solving the bootstrap's for S at the observed N (S from "
+    f"{MIN_SEEDS}: fewer cannot show the seed part), or for N at {MIN_SEEDS} seeds, gives the size at which the claims "
+    "file would resolve an effect at a stated distance from the comparison's threshold. Two distances, fixed "
+    "before any difference of ours was looked at: **2 points** beyond the threshold (a 2-point win for > and <; "
+    "for ≥, equal rows against the -2-point margin), and **the paper's** own difference, where it prints one on "
+    "its side of the threshold. The observed difference is not used: power computed from it only restates the "
+    "interval. The seed variance rests on three to five numbers, so the seed counts are an order of magnitude, "
+    "not a plan.")
+
+
+@dataclass(frozen=True)
+class Components:
+    """The variance components of a paired difference (fractions squared), from ``seeds`` seeds × ``n`` problems."""
+
+    problem: float
+    seed: float
+    interaction: float
+    seeds: int
+    n: int
+
+
+def paired_matrix(pairs: Sequence[tuple[Mapping[str, bool], Mapping[str, bool]]]) -> np.ndarray:
+    """Seeds × problems of A - B (1, 0, -1) on the problems every seed evaluated for both rows, in qid order, as
+    ``pooled_paired_difference`` pairs them."""
+    if not pairs:
+        raise ValueError("paired_matrix: no seeds")
+    qids = sorted(set.intersection(*(set(a.keys() & b.keys()) for a, b in pairs)))
+    if not qids:
+        raise ValueError("paired_matrix: no problem is evaluated for both rows in every seed")
+    return np.array([[float(a[q]) - float(b[q]) for q in qids] for a, b in pairs])
+
+
+def components(d: np.ndarray) -> Components:
+    """Method-of-moments estimates of the two-way layout's variances from ``d`` (seeds × problems, at least two
+    each): seed×problem is the mean over problems of the variance across seeds; problem and seed are the variances
+    of the per-problem and per-seed means, less the share of seed×problem each carries."""
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
+        raise ValueError(f"components: a seeds × problems matrix with at least 2 of each, got shape {d.shape}")
+    s, n = d.shape
+    interaction = float(np.var(d, axis=0, ddof=1).mean())
+    problem = max(0.0, float(np.var(d.mean(axis=0), ddof=1)) - interaction / s)
+    seed = max(0.0, float(np.var(d.mean(axis=1), ddof=1)) - interaction / n)
+    return Components(problem, seed, interaction, s, n)
+
+
+def variance(c: Components, seeds: int, n: int, bootstrap: bool = True) -> float:
+    """The variance of the pooled difference over ``seeds`` seeds and ``n`` problems: the claims bootstrap's
+    expectation (``bootstrap``) or the two-way model's (``HOW`` has both)."""
+    if seeds < 1 or n < 1:
+        raise ValueError(f"variance: seeds and n must be at least 1, got {seeds}, {n}")
+    if not bootstrap:
+        return c.problem / n + c.seed / seeds + c.interaction / (seeds * n)
+    return c.problem / n + c.seed * (seeds - 1) / seeds**2 + c.interaction * (3 * seeds - 2) / (seeds**2 * n)
+
+
+def half_width(c: Components, seeds: int, n: int, bootstrap: bool = True, z: float = Z95) -> float:
+    """Half-width of the pooled difference's 95% interval (a fraction), as ``variance``."""
+    return z * math.sqrt(variance(c, seeds, n, bootstrap))
+
+
+def seeds_needed(c: Components, n: int, distance: float, z: float = Z95) -> int | None:
+    """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems whose bootstrap half-width is below ``distance``;
+    None when the problems' share alone is not (no number of seeds resolves it: more problems are needed),
+    ``MAX_SEEDS + 1`` past the cap."""
+    if distance <= 0:
+        raise ValueError(f"seeds_needed: distance must be positive, got {distance}")
+    target = (distance / z) ** 2
+    if c.problem / n >= target:  # the limit of many seeds
+        return None
+    s = np.arange(MIN_SEEDS, MAX_SEEDS + 1, dtype=float)
+    var = c.problem / n + c.seed * (s - 1) / s**2 + c.interaction * (3 * s - 2) / (s**2 * n)
+    ok = np.flatnonzero(var < target)
+    return int(s[ok[0]]) if ok.size else MAX_SEEDS + 1
+
+
+def problems_needed(c: Components, seeds: int, distance: float, z: float = Z95) -> int | None:
+    """The fewest problems at ``seeds`` seeds whose bootstrap half-width is below ``distance``; None when the seeds'
+    share alone is not (no number of problems resolves it: more seeds are needed), ``MAX_PROBLEMS + 1`` past the
+    cap."""
+    if distance <= 0:
+        raise ValueError(f"problems_needed: distance must be positive, got {distance}")
+    room = (distance / z) ** 2 - c.seed * (seeds - 1) / seeds**2
+    if room <= 0:
+        return None
+    per_problem = c.problem + c.interaction * (3 * seeds - 2) / seeds**2
+    return min(math.floor(per_problem / room) + 1, MAX_PROBLEMS + 1)
+
+
+def distances(claim: Claim, comp: Comparison, margin: float = ACC_MARGIN) -> dict[str, float | None]:
+    """The distances from the comparison's threshold asked of it (fractions): ``2 points`` always; ``the paper's``
+    where the paper prints a difference on its side of the threshold, None otherwise (nothing of the paper's to
+    resolve)."""
+    t, above = threshold(comp.direction, margin if comp.direction in (">=", "<=") else 0.0)
+    size = paper_difference(claim, comp)
+    paper = None if size is None else (size / 100 - t) * (1 if above else -1)
+    return {"2 points": YARDSTICK, "the paper's": paper if paper is not None and paper > 0 else None}
+
+
+def _count(v: int | None, cap: int) -> str:
+    return "none enough" if v is None else f"more than {cap:,}" if v > cap else f"{v:,}"
+
+
+def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, margin: float = ACC_MARGIN,
+                n_boot: int = 2000, seed: int = 0, runs: Mapping | None = None):
+    """One row per accuracy comparison of the claims run on at least two seeds (a DataFrame): the claims file's
+    difference and interval, the components as standard deviations in points, the half-widths now (the claims
+    bootstrap's, its expectation, the model's), the verdict under the model's interval, and for each distance of
+    ``distances`` the seeds (at the observed problems) and problems (at ``MIN_SEEDS`` seeds) that would resolve it.
+    Token comparisons are left out: every one resolves at this size."""
+    import pandas as pd
+
+    if runs is None:
+        runs = read_rounds(roots, claim_methods(claims), iteration, None)
+    rows = []
+    for claim in claims:
+        for comp in claim.comparisons:
+            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
+            if comp.metric != "accuracy" or pooled is None or len(used) < 2:
+                continue
+            c = components(paired_matrix([(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]))
+            d, (lo, hi) = pooled["diff"], pooled["diff_ci95"]
+            model = half_width(c, c.seeds, c.n, bootstrap=False)
+            m = margin if comp.direction in (">=", "<=") else 0.0
+            row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
+                   "difference [95% CI]": f"{d * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
+                   "SD (pts): problem / seed×problem / seed": " / ".join(
+                       f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.interaction, c.seed)),
+                   "± now: bootstrap / its expectation / model": f"{(hi - lo) * 50:.1f} / "
+                   f"{half_width(c, c.seeds, c.n) * 100:.1f} / {model * 100:.1f}",
+                   "verdict: claims.md / model's interval": f"{verdict(d, (lo, hi), comp.direction, m)} / "
+                   f"{verdict(d, (d - model, d + model), comp.direction, m)}"}
+            for name, dist in distances(claim, comp, margin).items():
+                row |= {f"{name}: distance": "", f"{name}: seeds at n": "",
+                        f"{name}: problems at {MIN_SEEDS} seeds": ""} if dist is None else {
+                    f"{name}: distance": f"{dist * 100:.1f}",
+                    f"{name}: seeds at n": _count(seeds_needed(c, c.n, dist), MAX_SEEDS),
+                    f"{name}: problems at {MIN_SEEDS} seeds": _count(problems_needed(c, MIN_SEEDS, dist),
+                                                                     MAX_PROBLEMS)}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_power(roots: Mapping, out: str | Path, iteration: int = 1, command: str | None = None, note: str = "",
+                n_boot: int = 2000) -> str:
+    """The power file (markdown), written atomically to ``out``: ``HOW``, then ``power_table``."""
+    table = power_table(roots, iteration, n_boot=n_boot)
+    where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
+    parts = [
+        "# What it would take to tell: seeds and test problems per comparison",
+        f"From the evaluated rounds of each seed ({where})" + (f" by `{command}`" if command else "")
+        + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); round {iteration}; the accuracy "
+        "comparisons of `claims.md`, pooled the same way." + (f" {note}" if note else ""),
+        "## How", HOW,
+        "Columns: the three half-widths in points at the observed size (the claims file's interval, the "
+        "bootstrap's expected one, the model's); the verdict by the claims file's rule on its interval and on "
+        "d ± the model's half-width; per distance (points beyond the threshold: 0 for > and <, -2 for ≥), the seeds "
+        f"that would resolve it at the observed problems and the problems at {MIN_SEEDS} seeds, \"none enough\" "
+        "where the other dimension's share alone is too wide. The test split holds 1,000 problems; the synthetic "
+        "testbed can generate more.",
+        "## Per comparison", markdown(table) if len(table) else
+        "No accuracy comparison has run on two seeds or more: one seed cannot tell its own spread. `make reproduce "
+        "SEEDS=\"1 2\"` runs the claim rows on two more.",
+    ]
+    text = "\n\n".join(parts) + "\n"
+    write_text(out, text)
+    return text
