@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hsir.config import LoopConfig
 from hsir.loopdata import Data
@@ -130,3 +130,16 @@ def _count(xs) -> dict[str, int]:
     for x in xs:
         out[x] = out.get(x, 0) + 1
     return out
+
+
+def train_composition(rows: Sequence[dict], count: Callable[[str], int]) -> dict:
+    """What a round trains on, by origin (``seed``: D_s's traces, in every round and untouched by any filter;
+    ``sample``, ``veriexit``, ``oracle``...) and over all its SFT rows: rows and mean completion tokens (``count``,
+    the sampler's tokenizer). A filter's effect on output length shows here first: InDiv keeps shorter samples, but
+    D_s's traces weigh in too (README, "Where HSIR-SFT's shorter answers come from")."""
+    by: dict[str, list[int]] = {}
+    for r in rows:
+        by.setdefault(r["origin"], []).append(count(r["completion"][0]["content"]))
+    every = [n for v in by.values() for n in v]
+    return {o: {"rows": len(v), "mean_tokens": round(sum(v) / len(v), 1)} for o, v in by.items()} | (
+        {"all": {"rows": len(every), "mean_tokens": round(sum(every) / len(every), 1)}} if every else {})

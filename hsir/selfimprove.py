@@ -44,7 +44,7 @@ from hsir.generate import Engine, vllm_available
 from hsir.grpo import grpo_settings, ledger_entry, start_key, train_grpo
 from hsir.loopdata import Data, load_data
 from hsir.methods import METHODS, Method, get_method
-from hsir.models import atomic_dir, load_model
+from hsir.models import atomic_dir, load_model, load_tokenizer
 from hsir.progress import say
 from hsir.results import results_table, table_text
 from hsir.rounds import round_result
@@ -52,7 +52,7 @@ from hsir.runs import Run, read_json, read_jsonl, write_json, write_jsonl
 from hsir.sampling import m0_learnable, model_dir, sample_model, sample_stage, veriexit_report
 from hsir.scoring import candidates_of, score_stage
 from hsir.seeds import seed_config, seed_methods, share_m0
-from hsir.selection import select_stage
+from hsir.selection import select_stage, train_composition
 from hsir.train import build_m0, launch
 
 # what notebooks and scripts import the loop from
@@ -181,6 +181,10 @@ def _select(run, it, method, cfg, data, sampler, key, log) -> dict:
     write_jsonl(run.path(it, "scores.jsonl"), scores)
     train, report = select_stage(method, cfg, data, cands, scores, rows)
     report["score_seconds"] = round(score_seconds, 3)
+    if train and method.trainer != "dpo":
+        tok = load_tokenizer(sampler)
+        report["train_by_origin"] = train_composition(
+            train, lambda text: len(tok(text, add_special_tokens=False)["input_ids"]))
     write_json(run.path(it, "selection.json"), report)
     write_jsonl(run.path(it, "train.jsonl"), train)
     log(f"{run.root.name} {it}: {report['kept']} of {report['candidates']} candidates kept")

@@ -8,6 +8,7 @@ import pytest
 from hsir import generate, selection, selfimprove
 from hsir.generate import Completion, GenStats
 from hsir.methods import METHODS, get_method, run_order
+from hsir.models import load_tokenizer
 from hsir.results import results_table
 from hsir.runs import read_json, read_jsonl
 from hsir.selfimprove import LoopConfig, load_config, run_method
@@ -94,6 +95,12 @@ def test_hsir_sft_round_recovers_filters_trains_and_evaluates(tmp_path, scripted
     seed_rows = [r for r in train if r["origin"] == "seed"]
     kept = [r for r in train if r["origin"] != "seed"]
     assert len(seed_rows) == cfg.n_seed and 0 < len(kept) < sel["candidates"]
+    # what the round trains on, by origin, in the sampler's tokens: D_s's traces beside the kept samples
+    tok = load_tokenizer(cfg.model)
+    seed_tokens = [len(tok(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in seed_rows]
+    composition = sel["train_by_origin"]
+    assert composition["seed"] == {"rows": cfg.n_seed, "mean_tokens": round(sum(seed_tokens) / len(seed_tokens), 1)}
+    assert composition["all"]["rows"] == len(train) == sum(v["rows"] for k, v in composition.items() if k != "all")
     assert all(r["indiv"] >= sel["tau_value"] and "InDiv" in r["why"] for r in kept)
     assert all(r["completion"][0]["content"].startswith("<think>") for r in kept)
     assert (it / "model" / "model.safetensors").exists()
