@@ -215,8 +215,8 @@ def write_power(roots: Mapping, out: str | Path, iteration: int = 1, command: st
         "bootstrap's expected one, the model's); the verdict by the claims file's rule on its interval and on "
         "d ± the model's half-width; per distance (points beyond the threshold: 0 for > and <, -2 for ≥), the seeds "
         f"that would resolve it at the observed problems and the problems at {MIN_SEEDS} seeds, \"none enough\" "
-        "where the other dimension's share alone is too wide. The test split holds 1,000 problems; the synthetic "
-        "testbed can generate more.",
+        "where the other dimension's share alone is too wide. More problems than the test split holds mean a larger "
+        "split: the synthetic testbed can generate one, a benchmark cannot.",
         "## Per comparison", markdown(table) if len(table) else
         "No accuracy comparison has run on two seeds or more: one seed cannot tell its own spread. `make reproduce "
         "SEEDS=\"1 2\"` runs the claim rows on two more.",
