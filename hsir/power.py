@@ -5,15 +5,14 @@ answer: was the effect absent, or the experiment too small? This module answers 
 without running a model (``HOW`` is the account the power file prints). In short: each seed's per-problem paired
 difference is read as a two-way layout of problem, seed and seed×problem variance (``components``); the variance
 of the claims file's interval at any number of seeds and problems follows from them (``variance``), and so do the
-sizes that would resolve an effect at a stated distance from a comparison's threshold (``seeds_needed``,
-``problems_needed``).
+sizes at which an effect at a stated distance from a comparison's threshold would resolve with 80% probability
+(``seeds_needed``, ``problems_needed``: the usual (z_0.975 + z_0.8) × standard error < distance).
 
 The claims' interval resamples seeds and problems independently (``hsir.claims.pooled_paired_difference``). Worked
-out from the components, that bootstrap counts the seed×problem variance about (3S - 2) / S times where the
-two-way model counts it once, and the seed variance (S - 1) / S times: where seed×problem dominates, as it does on
-right/wrong answers, its intervals are wider than the model's (conservative). Both are computed; the sizes needed
-use the bootstrap's, since it decides the verdicts, and each comparison also shows the verdict the model's
-interval would give, as a check that the rule's conservatism decides nothing.
+out from the components, that bootstrap counts the seed×problem variance (3S - 2) / S times where the two-way
+model counts it once, and the seed variance (S - 1) / S times: wider than the model's interval where seed×problem
+dominates, narrower where the seed part does. Both are computed; the sizes needed use the bootstrap's, since it
+decides the verdicts, and each comparison also shows the verdict the model's interval would give.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -42,7 +42,9 @@ from hsir.config import kit_path
 from hsir.rounds import markdown
 from hsir.runs import commit, write_text
 
-Z95 = 1.959963984540054
+Z95 = NormalDist().inv_cdf(0.975)
+POWER = 0.8  # the probability with which a size "resolves" an effect of the stated distance
+Z_POWER = NormalDist().inv_cdf(POWER)
 YARDSTICK = 0.02  # the distance beyond a comparison's threshold asked of every comparison: 2 points
 MIN_SEEDS = 3  # the fewest seeds a claim row runs (issue 26); one seed cannot show the seed variance at all
 MAX_SEEDS = 10_000  # beyond the caps a count is reported as "more than"
@@ -52,14 +54,16 @@ HOW = (
     "two-way layout, d[s, i] = mu + p[i] + t[s] + e[s, i], with the variances of p (**problem**: which problems "
     "are drawn, common to every seed, since all seeds are evaluated on the same test problems), of t (**seed**: "
     "how far a whole seed's difference moves, sampling and training noise) and of e (**seed×problem**: a "
-    "problem's answer changing from seed to seed), each estimated by the method of moments and clipped at 0. Over "
-    "S seeds and N problems the pooled difference then has the variance problem / N + seed / S + seed×problem / "
-    "(S N) (**the model's**). The claims file's bootstrap, which draws problems and seeds independently, has in "
-    "expectation problem / N + seed (S - 1) / S² + seed×problem (3S - 2) / (S² N) (**the bootstrap's**): it counts "
-    "seed×problem about three times at five seeds, and so is conservative where that part dominates. A 95% "
-    "interval is 1.96 square roots either side. Solving the bootstrap's for S at the observed N (S from "
-    f"{MIN_SEEDS}: fewer cannot show the seed part), or for N at {MIN_SEEDS} seeds, gives the size at which the claims "
-    "file would resolve an effect at a stated distance from the comparison's threshold. Two distances, fixed "
+    "problem's answer changing from seed to seed), each estimated without bias by the method of moments (the "
+    "residual mean square for seed×problem) and clipped at 0. Over S seeds and N problems the pooled difference "
+    "then has the variance problem / N + seed / S + seed×problem / (S N) (**the model's**). The claims file's "
+    "bootstrap, which draws problems and seeds independently, has in expectation problem / N + seed (S - 1) / S² + "
+    "seed×problem (3S - 2) / (S² N) (**the bootstrap's**): it counts seed×problem 2.6 times at five seeds (2.3 at "
+    "three) and the seed part (S - 1) / S times, so it is wider than the model's where seed×problem dominates and "
+    "narrower where the seed part does (the variance column). A 95% interval is 1.96 square roots either side. A "
+    "size resolves an effect at a stated distance from the comparison's threshold with 80% probability when "
+    "(1.96 + 0.84) square roots of the bootstrap's variance are below that distance; solved for S at the observed "
+    f"N (S from {MIN_SEEDS}: fewer cannot show the seed part), or for N at {MIN_SEEDS} seeds. Two distances, fixed "
     "before any difference of ours was looked at: **2 points** beyond the threshold (a 2-point win for > and <; "
     "for ≥, equal rows against the -2-point margin), and **the paper's** own difference, where it prints one on "
     "its side of the threshold. The observed difference is not used: power computed from it only restates the "
@@ -90,27 +94,34 @@ def paired_matrix(pairs: Sequence[tuple[Mapping[str, bool], Mapping[str, bool]]]
 
 
 def components(d: np.ndarray) -> Components:
-    """Method-of-moments estimates of the two-way layout's variances from ``d`` (seeds × problems, at least two
-    each): seed×problem is the mean over problems of the variance across seeds; problem and seed are the variances
-    of the per-problem and per-seed means, less the share of seed×problem each carries."""
+    """Unbiased method-of-moments estimates of the two-way layout's variances from ``d`` (seeds × problems, at least
+    two each), clipped at 0: seed×problem is the residual mean square (each cell less its seed's and its problem's
+    mean, plus the grand mean); problem and seed are the variances of the per-problem and per-seed means, less the
+    share of seed×problem each carries."""
     d = np.asarray(d, dtype=float)
     if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 2:
         raise ValueError(f"components: a seeds × problems matrix with at least 2 of each, got shape {d.shape}")
     s, n = d.shape
-    interaction = float(np.var(d, axis=0, ddof=1).mean())
+    resid = d - d.mean(axis=1, keepdims=True) - d.mean(axis=0, keepdims=True) + d.mean()
+    interaction = float((resid**2).sum() / ((s - 1) * (n - 1)))
     problem = max(0.0, float(np.var(d.mean(axis=0), ddof=1)) - interaction / s)
     seed = max(0.0, float(np.var(d.mean(axis=1), ddof=1)) - interaction / n)
     return Components(problem, seed, interaction, s, n)
 
 
-def variance(c: Components, seeds: int, n: int, bootstrap: bool = True) -> float:
-    """The variance of the pooled difference over ``seeds`` seeds and ``n`` problems: the claims bootstrap's
-    expectation (``bootstrap``) or the two-way model's (``HOW`` has both)."""
+def parts(c: Components, seeds: int, n: int, bootstrap: bool = True) -> tuple[float, float, float]:
+    """The variance of the pooled difference over ``seeds`` seeds and ``n`` problems in its three parts (problem,
+    seed, seed×problem): the claims bootstrap's expectation (``bootstrap``) or the two-way model's (``HOW``)."""
     if seeds < 1 or n < 1:
-        raise ValueError(f"variance: seeds and n must be at least 1, got {seeds}, {n}")
-    if not bootstrap:
-        return c.problem / n + c.seed / seeds + c.interaction / (seeds * n)
-    return c.problem / n + c.seed * (seeds - 1) / seeds**2 + c.interaction * (3 * seeds - 2) / (seeds**2 * n)
+        raise ValueError(f"seeds and n must be at least 1, got {seeds}, {n}")
+    if bootstrap:
+        return c.problem / n, c.seed * (seeds - 1) / seeds**2, c.interaction * (3 * seeds - 2) / (seeds**2 * n)
+    return c.problem / n, c.seed / seeds, c.interaction / (seeds * n)
+
+
+def variance(c: Components, seeds: int, n: int, bootstrap: bool = True) -> float:
+    """The variance of the pooled difference (``parts`` summed)."""
+    return sum(parts(c, seeds, n, bootstrap))
 
 
 def half_width(c: Components, seeds: int, n: int, bootstrap: bool = True, z: float = Z95) -> float:
@@ -118,32 +129,32 @@ def half_width(c: Components, seeds: int, n: int, bootstrap: bool = True, z: flo
     return z * math.sqrt(variance(c, seeds, n, bootstrap))
 
 
-def seeds_needed(c: Components, n: int, distance: float, z: float = Z95) -> int | None:
-    """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems whose bootstrap half-width is below ``distance``;
-    None when the problems' share alone is not (no number of seeds resolves it: more problems are needed),
-    ``MAX_SEEDS + 1`` past the cap."""
+def _target(distance: float, z: float) -> float:
+    """The largest variance at which an effect ``distance`` beyond the threshold resolves with ``POWER``."""
     if distance <= 0:
-        raise ValueError(f"seeds_needed: distance must be positive, got {distance}")
-    target = (distance / z) ** 2
+        raise ValueError(f"distance must be positive, got {distance}")
+    return (distance / (z + Z_POWER)) ** 2
+
+
+def seeds_needed(c: Components, n: int, distance: float, z: float = Z95) -> int | None:
+    """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems at which the claims file would resolve an effect
+    ``distance`` beyond the threshold with 80% probability (``HOW``); None when the problems' share alone is too
+    wide (no number of seeds resolves it: more problems are needed), ``MAX_SEEDS + 1`` past the cap."""
+    target = _target(distance, z)
     if c.problem / n >= target:  # the limit of many seeds
         return None
-    s = np.arange(MIN_SEEDS, MAX_SEEDS + 1, dtype=float)
-    var = c.problem / n + c.seed * (s - 1) / s**2 + c.interaction * (3 * s - 2) / (s**2 * n)
-    ok = np.flatnonzero(var < target)
-    return int(s[ok[0]]) if ok.size else MAX_SEEDS + 1
+    return next((s for s in range(MIN_SEEDS, MAX_SEEDS + 1) if variance(c, s, n) < target), MAX_SEEDS + 1)
 
 
 def problems_needed(c: Components, seeds: int, distance: float, z: float = Z95) -> int | None:
-    """The fewest problems at ``seeds`` seeds whose bootstrap half-width is below ``distance``; None when the seeds'
-    share alone is not (no number of problems resolves it: more seeds are needed), ``MAX_PROBLEMS + 1`` past the
-    cap."""
-    if distance <= 0:
-        raise ValueError(f"problems_needed: distance must be positive, got {distance}")
-    room = (distance / z) ** 2 - c.seed * (seeds - 1) / seeds**2
+    """The fewest problems at ``seeds`` seeds at which the claims file would resolve an effect ``distance`` beyond
+    the threshold with 80% probability; None when the seeds' share alone is too wide (no number of problems
+    resolves it: more seeds are needed), ``MAX_PROBLEMS + 1`` past the cap."""
+    problem, seed, interaction = parts(c, seeds, 1)  # the problem parts at one problem: each falls as 1 / N
+    room = _target(distance, z) - seed
     if room <= 0:
         return None
-    per_problem = c.problem + c.interaction * (3 * seeds - 2) / seeds**2
-    return min(math.floor(per_problem / room) + 1, MAX_PROBLEMS + 1)
+    return min(math.floor((problem + interaction) / room) + 1, MAX_PROBLEMS + 1)
 
 
 def distances(claim: Claim, comp: Comparison, margin: float = ACC_MARGIN) -> dict[str, float | None]:
@@ -164,9 +175,10 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
                 n_boot: int = 2000, seed: int = 0, runs: Mapping | None = None):
     """One row per accuracy comparison of the claims run on at least two seeds (a DataFrame): the claims file's
     difference and interval, the components as standard deviations in points, the half-widths now (the claims
-    bootstrap's, its expectation, the model's), the verdict under the model's interval, and for each distance of
-    ``distances`` the seeds (at the observed problems) and problems (at ``MIN_SEEDS`` seeds) that would resolve it.
-    Token comparisons are left out: every one resolves at this size."""
+    bootstrap's, its expectation, the model's), each part's share of the bootstrap's variance, the verdict under the
+    model's interval, and for each distance of ``distances`` the seeds (at the observed problems) and problems (at
+    ``MIN_SEEDS`` seeds) at which it would resolve with 80% probability. Token comparisons are left out: every one
+    resolves at this size."""
     import pandas as pd
 
     if runs is None:
@@ -183,8 +195,10 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
             m = margin if comp.direction in (">=", "<=") else 0.0
             row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
                    "difference [95% CI]": f"{d * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
-                   "SD (pts): problem / seed×problem / seed": " / ".join(
-                       f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.interaction, c.seed)),
+                   "SD (pts): problem / seed / seed×problem": " / ".join(
+                       f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.seed, c.interaction)),
+                   "variance now (%): problem / seed / seed×problem": " / ".join(
+                       f"{100 * v / (variance(c, c.seeds, c.n) or 1):.0f}" for v in parts(c, c.seeds, c.n)),
                    "± now: bootstrap / its expectation / model": f"{(hi - lo) * 50:.1f} / "
                    f"{half_width(c, c.seeds, c.n) * 100:.1f} / {model * 100:.1f}",
                    "verdict: claims.md / model's interval": f"{verdict(d, (lo, hi), comp.direction, m)} / "
@@ -205,22 +219,23 @@ def write_power(roots: Mapping, out: str | Path, iteration: int = 1, command: st
     """The power file (markdown), written atomically to ``out``: ``HOW``, then ``power_table``."""
     table = power_table(roots, iteration, n_boot=n_boot)
     where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
-    parts = [
+    sections = [
         "# What it would take to tell: seeds and test problems per comparison",
         f"From the evaluated rounds of each seed ({where})" + (f" by `{command}`" if command else "")
         + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); round {iteration}; the accuracy "
         "comparisons of `claims.md`, pooled the same way." + (f" {note}" if note else ""),
         "## How", HOW,
-        "Columns: the three half-widths in points at the observed size (the claims file's interval, the "
+        "Columns: the components as standard deviations in points; each part's share of the bootstrap's variance "
+        "at the observed size; the three half-widths in points at that size (the claims file's interval, the "
         "bootstrap's expected one, the model's); the verdict by the claims file's rule on its interval and on "
         "d ± the model's half-width; per distance (points beyond the threshold: 0 for > and <, -2 for ≥), the seeds "
-        f"that would resolve it at the observed problems and the problems at {MIN_SEEDS} seeds, \"none enough\" "
-        "where the other dimension's share alone is too wide. More problems than the test split holds mean a larger "
-        "split: the synthetic testbed can generate one, a benchmark cannot.",
+        f"at the observed problems and the problems at {MIN_SEEDS} seeds that would resolve it with 80% probability, "
+        "\"none enough\" where the other dimension's share alone is too wide. More problems than the test split "
+        "holds mean a larger split: the synthetic testbed can generate one, a benchmark cannot.",
         "## Per comparison", markdown(table) if len(table) else
         "No accuracy comparison has run on two seeds or more: one seed cannot tell its own spread. `make reproduce "
         "SEEDS=\"1 2\"` runs the claim rows on two more.",
     ]
-    text = "\n\n".join(parts) + "\n"
+    text = "\n\n".join(sections) + "\n"
     write_text(out, text)
     return text

@@ -10,57 +10,72 @@ from hsir.config import ROOT
 from hsir.power import Components
 from tests.test_claims import fake_roots
 
-SEEDS, N = 5, 400
-TRUE = Components(problem=0.1**2, seed=0.03**2, interaction=0.3**2, seeds=SEEDS, n=N)
-# right/wrong answers as the claims meet them: seed×problem dominates, seeds barely move
+SEEDS, N = 5, 200
+MIXED = Components(problem=0.1**2, seed=0.03**2, interaction=0.3**2, seeds=SEEDS, n=N)
+# right/wrong answers as the claims mostly meet them: seed×problem dominates, whole seeds barely move
 ANSWERS = Components(problem=0.05**2, seed=0.0, interaction=0.3**2, seeds=SEEDS, n=N)
+SEED_HEAVY = Components(problem=0.02**2, seed=0.05**2, interaction=0.1**2, seeds=SEEDS, n=N)
+PROBLEMS_ONLY = Components(problem=0.1**2, seed=0.0, interaction=0.0, seeds=SEEDS, n=N)
 
 
-def two_way(rng, c: Components = TRUE) -> np.ndarray:
+def two_way(rng, c: Components, seeds: int = SEEDS, n: int = N) -> np.ndarray:
     """Seeds × problems drawn from the two-way layout with ``c``'s variances."""
-    return (rng.normal(0, math.sqrt(c.problem), N)[None, :] + rng.normal(0, math.sqrt(c.seed), SEEDS)[:, None]
-            + rng.normal(0, math.sqrt(c.interaction), (SEEDS, N)))
+    return (rng.normal(0, math.sqrt(c.problem), n)[None, :] + rng.normal(0, math.sqrt(c.seed), seeds)[:, None]
+            + rng.normal(0, math.sqrt(c.interaction), (seeds, n)))
 
 
-def test_components_and_the_models_variance_match_the_spread_of_simulated_experiments():
+@pytest.mark.parametrize("c", [MIXED, Components(problem=0.05**2, seed=0.3**2, interaction=0.3**2, seeds=3, n=400)],
+                         ids=["mixed", "seeds-as-large-as-answers"])
+def test_components_are_unbiased_and_the_models_variance_is_the_spread_of_experiments(c):
     rng = np.random.default_rng(0)
-    draws = [two_way(rng) for _ in range(400)]
+    draws = [two_way(rng, c, c.seeds, c.n) for _ in range(400)]
     est = [power.components(d) for d in draws]
-    assert np.mean([c.problem for c in est]) == pytest.approx(TRUE.problem, rel=0.1)
-    assert np.mean([c.interaction for c in est]) == pytest.approx(TRUE.interaction, rel=0.02)
-    assert np.mean([c.seed for c in est]) == pytest.approx(TRUE.seed, rel=0.25)  # five seeds: a coarse estimate
+    assert np.mean([e.interaction for e in est]) == pytest.approx(c.interaction, rel=0.03)
+    assert np.mean([e.problem for e in est]) == pytest.approx(c.problem, rel=0.15)
+    assert np.mean([e.seed for e in est]) == pytest.approx(c.seed, rel=0.2)  # a few seeds: a coarse estimate
     # the pooled difference's spread over experiments is the model's variance (its standard error here: ~4%)
-    assert np.std([d.mean() for d in draws]) == pytest.approx(math.sqrt(power.variance(TRUE, SEEDS, N, False)),
+    assert np.std([d.mean() for d in draws]) == pytest.approx(math.sqrt(power.variance(c, c.seeds, c.n, False)),
                                                               rel=0.12)
 
 
-@pytest.mark.parametrize("c", [TRUE, ANSWERS], ids=["seeds-vary", "answers-vary"])
-def test_the_bootstraps_expected_half_width_is_the_claims_interval(c):
-    """The claims file's bootstrap (hsir.claims) counts seed×problem about (3S - 2) / S times: wider than the model
-    where that part dominates, as on right/wrong answers."""
+@pytest.mark.parametrize("c", [MIXED, ANSWERS, SEED_HEAVY, PROBLEMS_ONLY],
+                         ids=["mixed", "answers-vary", "seeds-vary", "problems-only"])
+def test_the_bootstraps_expected_variance_is_the_claims_interval(c):
+    """The claims file's bootstrap (hsir.claims) counts seed×problem (3S - 2) / S times and the seed part (S - 1) / S
+    times: wider than the model where seed×problem dominates, narrower where whole seeds do."""
     rng = np.random.default_rng(1)
-    widths = []
-    for r in range(20):
+    var = []
+    for r in range(200):
         pairs = [({f"q{i}": v for i, v in enumerate(row)}, dict.fromkeys((f"q{i}" for i in range(N)), 0.0))
                  for row in two_way(rng, c)]
         lo, hi = pooled_paired_difference(pairs, n_boot=1000, seed=r)["diff_ci95"]
-        widths.append((hi - lo) / 2)
-    assert np.mean(widths) == pytest.approx(power.half_width(c, SEEDS, N), rel=0.08)
+        var.append(((hi - lo) / 2 / power.Z95) ** 2)
+    assert np.mean(var) == pytest.approx(power.variance(c, SEEDS, N), rel=0.12)
+    model = power.variance(c, SEEDS, N, bootstrap=False)
     if c is ANSWERS:
-        assert np.mean(widths) > 1.4 * power.half_width(c, SEEDS, N, bootstrap=False)
+        assert np.mean(var) > 2 * model
+    if c is SEED_HEAVY:
+        assert np.mean(var) < 0.9 * model
 
 
-def test_sizes_needed_are_the_smallest_that_resolve_the_distance():
+def test_sizes_needed_are_the_smallest_that_resolve_the_distance_with_80_percent_power():
     c = Components(problem=0.01, seed=0.0004, interaction=0.1, seeds=3, n=1000)
-    s = power.seeds_needed(c, 1000, 0.01)
-    assert s > power.MIN_SEEDS and power.half_width(c, s, 1000) < 0.01 <= power.half_width(c, s - 1, 1000)
-    n = power.problems_needed(c, 3, 0.02)
-    assert power.half_width(c, 3, n) < 0.02 <= power.half_width(c, 3, n - 1)
+    z = power.Z95 + power.Z_POWER  # a true effect at the distance lands beyond the threshold 80% of the time
+
+    def width(seeds: int, n: int) -> float:
+        return power.half_width(c, seeds, n, z=z)
+
+    s = power.seeds_needed(c, 1000, 0.015)
+    assert s > power.MIN_SEEDS and width(s, 1000) < 0.015 <= width(s - 1, 1000)
+    n = power.problems_needed(c, 3, 0.04)
+    assert width(3, n) < 0.04 <= width(3, n - 1)
     assert power.seeds_needed(c, 1000, 0.5) == power.MIN_SEEDS  # already resolved at the fewest seeds
     # what the other dimension leaves: problems alone too wide for any seed count, seeds alone for any problem count
-    assert power.seeds_needed(c, 100, 0.015) is None
-    seeds_alone = power.Z95 * math.sqrt(c.seed * 2 / 9)  # the bootstrap's seed share at 3 seeds, (S - 1) / S²
+    assert power.seeds_needed(c, 100, 0.02) is None
+    seeds_alone = z * math.sqrt(c.seed * 2 / 9)  # the bootstrap's seed part at 3 seeds, (S - 1) / S²
     assert power.problems_needed(c, 3, 0.9 * seeds_alone) is None
+    problems_alone = z * math.sqrt(c.problem / 1000)  # the limit of many seeds
+    assert power.seeds_needed(c, 1000, problems_alone * 1.0001) == power.MAX_SEEDS + 1  # past the cap: "more than"
     with pytest.raises(ValueError, match="distance must be positive"):
         power.problems_needed(c, 3, 0.0)
 
