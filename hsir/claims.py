@@ -465,7 +465,8 @@ def write_claims(roots: Mapping, out: str | Path, n_ops: Mapping[str, int] | Non
         "our interval holds it. Other models, ten times longer outputs and accuracies near 70% against ours near "
         "15%: a yardstick of size, not a prediction. An unresolved comparison whose interval excludes the paper's "
         "difference says that an effect as large as the paper's did not show here; one that holds it says this size "
-        f"could not tell. {sizes}",
+        f"could not tell. {sizes} How many seeds and test problems each comparison would need to resolve an effect "
+        "of a stated size: `power.md` beside this file (`python -m hsir.results --power`, `hsir.power`).",
         "## Verdict per claim", markdown(summary),
         "## Comparisons, per seed", markdown(table[[c for c in detail_cols if c in table]]),
     ]
