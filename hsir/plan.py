@@ -5,7 +5,8 @@ generate (samples, VeriExit continuations, answer-driven resamples, GRPO rollout
 (prompt + completion × epochs; DPO: a pair's two answers with their prompts; GRPO: every rollout), from the loop's
 settings and the methods table. Work the kit caches (M0, a model's samples, VeriExit continuations, InDiv scores, a
 method a later notebook reruns) is charged once; a cell reusing it names the cell that paid. What no setting fixes
-is an ``Assumptions`` field, printed with the plan; prompt and seed-trace lengths are measured where the seed split loads.
+is an ``Assumptions`` field, printed with the plan (a profile's measured shares where it has them,
+``PROFILE_ASSUMPTIONS``; ``--assume`` sets any); prompt and seed-trace lengths are measured where the seed split loads.
 
 **Hours** need a bench JSON: ``--bench FILE``, or ``--gpu NAME`` for ``bench/paper-shape-<name>.json`` (written on
 that GPU by ``python -m hsir.bench paper-shape``). The fields read, rates over a whole stage::
@@ -65,6 +66,16 @@ class Assumptions:
     chars_per_token: float = 3.6  # the longest R1 trace: 13,657 characters, 3,810 Qwen tokens (issue 21)
     prompt_tokens: float = 110.0  # system + question + template; measured on the seed split where it loads
     seed_trace_tokens: float = 975.0  # a seed trace cut at max_length; measured on the seed split where it loads
+
+
+# A profile's own shares where a run of it measured them; other profiles start from the paper's (the defaults above).
+# embedded: issue 26's validation pilots (README, "What the whole run costs"); seed 5's ledgers at D_u 512 agree
+# (samples 119.5 tokens of 384, 0.31; greedy 103 of 384, 0.27; 238 of 4,096 samples right, 0.058).
+PROFILE_ASSUMPTIONS = {
+    "embedded": Assumptions(sample_fraction=0.314, eval_fraction=0.25, rollout_fraction=0.4, accuracy=0.056,
+                            solved_queries=0.2, failed_queries=0.99, prefix_rate=0.053, continuation_fraction=0.064,
+                            continuation_accuracy=0.77, indiv_keep=0.66),
+}
 
 
 GENERATED, TRAINED = ("generate", "eval", "rollout"), ("sft", "dpo", "grpo")  # cell stages; also "score" (InDiv)
@@ -290,9 +301,10 @@ def measured(cfg: LoopConfig, a: Assumptions) -> tuple[Assumptions, str, int | N
 
 def plan(profile: str, assumptions: Assumptions | None = None, overrides: dict | None = None, measure: bool = True,
          seeds: list[int] | None = None) -> Planner:
-    """The profile's notebooks, cell by cell; ``measure``: prompt and seed-trace tokens from the seed split;
+    """The profile's notebooks, cell by cell; ``assumptions``: the profile's (``PROFILE_ASSUMPTIONS``, else the
+    paper's defaults) when None; ``measure``: prompt and seed-trace tokens from the seed split;
     ``seeds``: the other seeds of the loop notebooks' claim rows, in place of their yaml's (``make reproduce SEEDS``)."""
-    cfg, a = config.load_config(profile, overrides), assumptions or Assumptions()
+    cfg, a = config.load_config(profile, overrides), assumptions or PROFILE_ASSUMPTIONS.get(profile, Assumptions())
     a, note, rows = measured(cfg, a) if measure else (a, "prompt and seed-trace tokens as given", None)
     pl = Planner(cfg, a, note, rows)
     nbs = notebook_params(profile)
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     assume, known = config.parse_sets(args.assume), {f.name for f in fields(Assumptions)}
     if set(assume) - known:
         ap.error(f"unknown assumption(s) {sorted(set(assume) - known)}; valid: {sorted(known)}")
-    p = plan(args.profile, replace(Assumptions(), **assume), config.parse_sets(args.set),
+    p = plan(args.profile, replace(PROFILE_ASSUMPTIONS.get(args.profile, Assumptions()), **assume), config.parse_sets(args.set),
              measure=not {"prompt_tokens", "seed_trace_tokens"} & set(assume), seeds=args.seeds)
     path = Path(args.bench) if args.bench else ROOT / "bench" / f"paper-shape-{args.gpu.lower()}.json" if args.gpu else None
     if path and path.exists():

@@ -93,6 +93,16 @@ def test_the_paper_profile_plans_every_notebook_and_prints_tokens_without_a_benc
     assert "hours need a bench JSON" in out and "HSIR-SFT t=1" in out and "sample_fraction=0.7" in out
 
 
+def test_a_profile_with_measured_shares_plans_with_them_and_assume_sets_one(capsys):
+    """The embedded profile's plan starts from its pilots' shares (a 135M model samples short and rarely right), not
+    the paper's; --assume changes one field and keeps the rest."""
+    measured = planmod.PROFILE_ASSUMPTIONS["embedded"]
+    assert planmod.plan("embedded", measure=False).a == measured != Assumptions()
+    assert planmod.main(["--profile", "embedded", "--assume", "accuracy=0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy=0.1," in out and f"sample_fraction={measured.sample_fraction}" in out
+
+
 def test_hours_from_a_bench_file_and_device_json_refused(tmp_path, capsys):
     path = tmp_path / "paper-shape-test.json"
     path.write_text(json.dumps(BENCH))
