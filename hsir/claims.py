@@ -91,6 +91,19 @@ def combine(verdicts: Sequence[str]) -> str:
     return HOLDS if verdicts and all(v == HOLDS for v in verdicts) else UNRESOLVED
 
 
+def common_problems(*per_seed: Sequence[tuple[Mapping, Mapping]]) -> list[str]:
+    """The problems (sorted qids) that every (A, B) pair of every list holds: each seed's difference is paired."""
+    qids = sorted(set.intersection(*(set(a.keys() & b.keys()) for pairs in per_seed for a, b in pairs)))
+    if not qids:
+        raise ValueError("no problem is evaluated for both rows in every seed")
+    return qids
+
+
+def paired_matrix(pairs: Sequence[tuple[Mapping, Mapping]], qids: Sequence[str]) -> np.ndarray:
+    """Seeds × problems of A - B on ``qids`` (accuracy: 1, 0, -1; or tokens)."""
+    return np.array([[float(a[q]) - float(b[q]) for q in qids] for a, b in pairs])
+
+
 def pooled_paired_difference(pairs: Sequence[tuple[Mapping[str, bool], Mapping[str, bool]]],
                              tokens: Sequence[tuple[Mapping[str, float], Mapping[str, float]]] | None = None,
                              n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> dict:
@@ -121,11 +134,8 @@ def pooled_paired_difference(pairs: Sequence[tuple[Mapping[str, bool], Mapping[s
         raise ValueError("pooled_paired_difference: no seeds")
     if tokens is not None and len(tokens) != len(pairs):
         raise ValueError(f"pooled_paired_difference: {len(tokens)} token entries for {len(pairs)} seeds")
-    keys = [a.keys() & b.keys() for a, b in pairs] + [a.keys() & b.keys() for a, b in tokens or []]
-    qids = sorted(set.intersection(*map(set, keys)))
-    if not qids:
-        raise ValueError("pooled_paired_difference: no problem is evaluated for both rows in every seed")
-    acc = np.array([[float(a[q]) - float(b[q]) for q in qids] for a, b in pairs])
+    qids = common_problems(pairs, tokens or [])
+    acc = paired_matrix(pairs, qids)
     rng = np.random.default_rng(seed)
     problems = rng.integers(0, len(qids), size=(n_boot, len(qids)))  # first, as evaluate.bootstrap_ci draws
     seeds = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
@@ -140,7 +150,7 @@ def pooled_paired_difference(pairs: Sequence[tuple[Mapping[str, bool], Mapping[s
     out = {"n": len(qids), "seeds": len(pairs), "diff": diff, "diff_ci95": ci, "per_seed": per_seed,
            "a_only": [int((d > 0).sum()) for d in acc], "b_only": [int((d < 0).sum()) for d in acc]}
     if tokens is not None:
-        tok = np.array([[float(a[q]) - float(b[q]) for q in qids] for a, b in tokens])
+        tok = paired_matrix(tokens, qids)
         out["tokens_diff"], out["tokens_ci95"], out["tokens_per_seed"] = pooled(tok)
     return out
 

@@ -78,6 +78,11 @@ PROFILE_ASSUMPTIONS = {
 }
 
 
+def profile_assumptions(profile: str) -> Assumptions:
+    """A profile's measured shares (``PROFILE_ASSUMPTIONS``), else the paper's defaults."""
+    return PROFILE_ASSUMPTIONS.get(profile, Assumptions())
+
+
 GENERATED, TRAINED = ("generate", "eval", "rollout"), ("sft", "dpo", "grpo")  # cell stages; also "score" (InDiv)
 ONE_PER_QUERY = ("random", "shortest", "high_readiv", "low_readiv")
 KNOWN_PARAMS = {"BAAI/bge-m3": 0.57e9, "embedded:smollm2-135m": 0.135e9, "smoke:tiny-llama": 1e6}
@@ -304,7 +309,7 @@ def plan(profile: str, assumptions: Assumptions | None = None, overrides: dict |
     """The profile's notebooks, cell by cell; ``assumptions``: the profile's (``PROFILE_ASSUMPTIONS``, else the
     paper's defaults) when None; ``measure``: prompt and seed-trace tokens from the seed split;
     ``seeds``: the other seeds of the loop notebooks' claim rows, in place of their yaml's (``make reproduce SEEDS``)."""
-    cfg, a = config.load_config(profile, overrides), assumptions or PROFILE_ASSUMPTIONS.get(profile, Assumptions())
+    cfg, a = config.load_config(profile, overrides), assumptions or profile_assumptions(profile)
     a, note, rows = measured(cfg, a) if measure else (a, "prompt and seed-trace tokens as given", None)
     pl = Planner(cfg, a, note, rows)
     nbs = notebook_params(profile)
@@ -409,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     assume, known = config.parse_sets(args.assume), {f.name for f in fields(Assumptions)}
     if set(assume) - known:
         ap.error(f"unknown assumption(s) {sorted(set(assume) - known)}; valid: {sorted(known)}")
-    p = plan(args.profile, replace(PROFILE_ASSUMPTIONS.get(args.profile, Assumptions()), **assume), config.parse_sets(args.set),
+    p = plan(args.profile, replace(profile_assumptions(args.profile), **assume), config.parse_sets(args.set),
              measure=not {"prompt_tokens", "seed_trace_tokens"} & set(assume), seeds=args.seeds)
     path = Path(args.bench) if args.bench else ROOT / "bench" / f"paper-shape-{args.gpu.lower()}.json" if args.gpu else None
     if path and path.exists():

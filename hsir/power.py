@@ -32,6 +32,8 @@ from hsir.claims import (
     Claim,
     Comparison,
     claim_methods,
+    common_problems,
+    paired_matrix,
     paper_difference,
     pool_pair,
     read_rounds,
@@ -80,17 +82,6 @@ class Components:
     interaction: float
     seeds: int
     n: int
-
-
-def paired_matrix(pairs: Sequence[tuple[Mapping[str, bool], Mapping[str, bool]]]) -> np.ndarray:
-    """Seeds × problems of A - B (1, 0, -1) on the problems every seed evaluated for both rows, in qid order, as
-    ``pooled_paired_difference`` pairs them."""
-    if not pairs:
-        raise ValueError("paired_matrix: no seeds")
-    qids = sorted(set.intersection(*(set(a.keys() & b.keys()) for a, b in pairs)))
-    if not qids:
-        raise ValueError("paired_matrix: no problem is evaluated for both rows in every seed")
-    return np.array([[float(a[q]) - float(b[q]) for q in qids] for a, b in pairs])
 
 
 def components(d: np.ndarray) -> Components:
@@ -186,10 +177,13 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
     rows = []
     for claim in claims:
         for comp in claim.comparisons:
-            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
-            if comp.metric != "accuracy" or pooled is None or len(used) < 2:
+            if comp.metric != "accuracy":
                 continue
-            c = components(paired_matrix([(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]))
+            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
+            if pooled is None or len(used) < 2:
+                continue
+            pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
+            c = components(paired_matrix(pairs, common_problems(pairs)))
             d, (lo, hi) = pooled["diff"], pooled["diff_ci95"]
             model = half_width(c, c.seeds, c.n, bootstrap=False)
             m = margin if comp.direction in (">=", "<=") else 0.0

@@ -211,6 +211,11 @@ def write_tables(cfg: LoopConfig, out: Path, vs: str = M0, command: str | None =
     return text
 
 
+def read_roots(cfg: LoopConfig, seeds: Sequence[int] = (), archived: Path | None = None) -> dict[int, Path]:
+    """The seed roots a report reads: the run folders (``hsir.seeds.seed_roots``), or an archive's (``archived``)."""
+    return seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
+
+
 def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = None, command: str | None = None,
                 archived: Path | None = None, problems: tuple[int, int] | None = None) -> str:
     """``figures/<profile>/claims.md`` (or ``out``) from the run roots of ``seeds`` (default: every seed root that
@@ -231,7 +236,7 @@ def claims_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = N
         only = {p.qid for p in test[start:stop]}
         part = (f" Only the {cfg.test_split} split's problems {start} to {stop - 1} ({stop - start}, in the split's "
                 "order) are read; each round's other answers are left out.")
-    roots = seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
+    roots = read_roots(cfg, seeds, archived)
     return write_claims(roots, out, n_ops, command=command, note=(m0_note(roots) + part).strip(), only=only)
 
 
@@ -239,7 +244,7 @@ def power_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = No
                archived: Path | None = None) -> str:
     """``figures/<profile>/power.md`` (or ``out``): the seeds and problems each accuracy comparison of the claims
     would need to resolve a stated effect (``hsir.power``), from the same roots as ``claims_file``."""
-    roots = seed_roots(cfg, seeds) if archived is None else archived_roots(cfg, archived, seeds)
+    roots = read_roots(cfg, seeds, archived)
     return write_power(roots, out or figures_dir(cfg.profile) / "power.md", command=command, note=m0_note(roots))
 
 
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--archive-to goes with --archive or --archived")
     dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
     if args.compare:
-        roots = archived_roots(cfg, dest, args.seeds) if args.archived else seed_roots(cfg, args.seeds)
+        roots = read_roots(cfg, args.seeds, dest if args.archived else None)
         try:
             print(compare_text(*args.compare, compare(roots, *args.compare)))
         except ValueError as e:
