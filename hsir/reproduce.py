@@ -22,17 +22,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from hsir.archive import archive_dir, archive_roots
-from hsir.config import ROOT, digest, figures_dir, load_config, runs_dir
+from hsir.config import ROOT, digest, figures_dir, kit_path, load_config, runs_dir
 from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
 from hsir.runs import commit, read_jsonl, write_text
 from hsir.seeds import seed_roots
+from hsir.time_spent import breakdown, breakdown_table
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -170,7 +172,7 @@ def run(profile: str, only: list[str] | None = None, out_root: Path | None = Non
     summary(profile, times, out_dir, log_dir, echo)
     if whole:  # the whole profile ran: its record, with every attempt the log holds; the next run starts a new log
         path = figures_dir(profile) / f"run{tag}.md"
-        write_text(path, run_record(profile, read_jsonl(attempts), seeds=seeds))
+        write_text(path, run_record(profile, read_jsonl(attempts), seeds=seeds, roots=work_roots(profile)))
         attempts.rename(log_dir / f"reproduce{tag}-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
         echo(f"  {'the run, attempt by attempt:':<36} {path}")
     return done
@@ -299,13 +301,21 @@ def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
             if a["outcome"] == "finished" and a.get("digest") is not None and a.get("digest") == digests.get(a["notebook"])}
 
 
-def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None) -> str:
+def work_roots(profile: str) -> list[Path]:
+    """Where a profile's notebooks leave their work: ``runs/<profile>`` and its seed roots (``<profile>-seed<N>``)."""
+    base = runs_dir(profile)
+    return [p for p in [base, *sorted(base.parent.glob(f"{base.name}-seed*"))] if p.is_dir()]
+
+
+def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None,
+               roots: Sequence[Path] = ()) -> str:
     """``figures/<profile>/run.md``: each notebook's time to finish, summed over its attempts up to the first that
     finished (a stopped notebook's time up to the stop included, a killed one's up to its last heartbeat; the file
     says how many attempts each notebook took), the total, the box and the commits. Attempts after a
     notebook had finished (a resume reopening it, a rerun after a change) are counted apart, so the total is the
     run's own work and the overhead of stopping it is still shown. The box is the one the attempts recorded (the
-    last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading."""
+    last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading. ``roots``:
+    the run folders, for a second table of where each notebook's counted time went (``hsir.time_spent``)."""
     from hsir.bench.common import machine
 
     recorded = [a["box"] for a in attempts if a.get("box")]
@@ -314,10 +324,11 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
     per: dict[str, list[dict]] = {}
     for a in attempts:
         per.setdefault(a["notebook"], []).append(a)
-    rows = []
+    rows, counted = [], []
     for nb, tries in sorted(per.items()):
         first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), None)
         work, after = (tries, []) if first is None else (tries[: first + 1], tries[first + 1 :])
+        counted += work
         seconds = round(sum(a["seconds"] for a in work))
         later = ", ".join(a["outcome"] for a in after if a["outcome"] != "finished")
         outcome = "finished" + (f" (later: {later})" if later else "") if first is not None else tries[-1]["outcome"]
@@ -348,7 +359,15 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
              "|---|---|---|---|---|---|---|"]
     table += [f"| {r['notebook']} | {r['time']} | {r['seconds']} | {r['attempts']} | {r['outcome']} | "
               f"{r['after']} | {r['after_seconds']} |" for r in rows]
-    return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n"
+    parts = [] if not roots else [
+        "## Where the time went",
+        "Each notebook's counted time split by what its run folders recorded (`hsir.time_spent`): training is the "
+        "trainers' own seconds (GRPO's rollouts included), evaluation and sampling the generation entries of the "
+        "ledgers (greedy `eval_*`; D_u, histogram and VeriExit samples), scoring and selection the loop's `select` "
+        "stages; other is the rest (kernels, model loads, vLLM engine starts, embeddings, figures). Folders: "
+        + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
+        breakdown_table(breakdown(counted, roots))]
+    return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n" + "".join(f"\n{p}\n" for p in parts)
 
 
 def summary(profile: str, times: list[tuple[str, float]], out_dir: Path, log_dir: Path, echo=print) -> None:
@@ -402,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.record:
         path = figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"
-        write_text(path, run_record(args.profile, read_jsonl(Path(args.record)), seeds=args.seeds))
+        write_text(path, run_record(args.profile, read_jsonl(Path(args.record)), seeds=args.seeds,
+                                    roots=work_roots(args.profile)))
         print(f"[reproduce] the run, attempt by attempt: {path}")
         return 0
     if args.count_library_output:

@@ -21,6 +21,7 @@ from hsir.config import LoopConfig, figures_dir, kit_path, load_config, parse_se
 from hsir.evaluate import paired_difference
 from hsir.methods import M0, METHODS, get_method
 from hsir.power import write_power
+from hsir.replicate import write_replicate
 from hsir.rounds import markdown, operation_gaps, percent_interval, round_correct, round_result
 from hsir.runs import Run, commit, write_text
 from hsir.seeds import seed_roots
@@ -248,6 +249,17 @@ def power_file(cfg: LoopConfig, seeds: Sequence[int] = (), out: Path | None = No
     return write_power(roots, out or figures_dir(cfg.profile) / "power.md", command=command, note=m0_note(roots))
 
 
+def replicate_file(cfg: LoopConfig, replicate: Path, seeds: Sequence[int] = (), out: Path | None = None,
+                   command: str | None = None, archived: Path | None = None) -> str:
+    """``figures/<profile>/replicate.md`` (or ``out``): the claims' accuracy comparisons on ``replicate``, a run (or
+    archived) root with an M0 of its own, against the seeds of ``claims_file``'s roots (``hsir.replicate``)."""
+    if not (Path(replicate) / "methods").is_dir():
+        raise FileNotFoundError(f"{replicate}: not a run root (no methods/ folder with evaluated rounds)")
+    roots = read_roots(cfg, seeds, archived)
+    return write_replicate(roots, Path(replicate), out or figures_dir(cfg.profile) / "replicate.md",
+                           command=command)
+
+
 def problem_range(text: str) -> tuple[int, int]:
     """``START:STOP`` (``--problems``) as two ints."""
     try:
@@ -267,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--power", action="store_true",
                     help="the seeds and test problems each claim's accuracy comparison would need to resolve a stated "
                          "effect (hsir.power): figures/<profile>/power.md")
+    ap.add_argument("--replicate", metavar="ROOT",
+                    help="the claims' accuracy comparisons on ROOT, a run that trained its own M0 (a clean clone on "
+                         "another box), against the seeds' (hsir.replicate): figures/<profile>/replicate.md")
     ap.add_argument("--seeds", nargs="*", type=int, default=[],
                     help="the seeds to pool, in the claims or below the tables (default: the profile's and every "
                          "<run root>-seed<N>)")
@@ -274,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy every seed root's evaluated rounds into figures/<profile>/rounds/ (hsir.archive), to "
                          "commit: what a later session on another machine pools its seeds with")
     ap.add_argument("--archived", action="store_true",
-                    help="with --claims, --power or --compare: read the archived rounds (figures/<profile>/rounds/) "
+                    help="with --claims, --power, --replicate or --compare: read the archived rounds (figures/<profile>/rounds/) "
                          "instead of runs/")
     ap.add_argument("--archive-to", help="the archive's folder (default: figures/<profile>/rounds)")
     ap.add_argument("--problems", metavar="START:STOP", type=problem_range,
@@ -283,16 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"),
                     help="print A - B (accuracy and tokens) pooled over the seeds that ran both, as the claims pool a "
                          "comparison, without a verdict (hsir.results.compare); with --archived, from the archive")
-    ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims, power.md with --power)")
+    ap.add_argument("--out", help="default: figures/<profile>/tables.md (claims.md with --claims, power.md with "
+                                  "--power, replicate.md with --replicate)")
     args = ap.parse_args(argv)
     if args.problems and not args.claims:
         ap.error("--problems goes with --claims")
     cfg = load_config(args.profile, parse_sets(args.set))
     command = " ".join(["python -m hsir.results", *(shlex.quote(a) for a in argv or sys.argv[1:])])
-    reads = args.claims or args.compare or args.power
+    reads = args.claims or args.compare or args.power or args.replicate
     if args.archive and reads or args.archived and not reads or args.archive_to and not (
-            args.archive or args.archived) or sum(map(bool, (args.claims, args.compare, args.power))) > 1:
-        ap.error("--archive (then --claims --archived), --claims, --power or --compare A B, each [--archived]; "
+            args.archive or args.archived) or sum(map(bool, (args.claims, args.compare, args.power,
+                                                             args.replicate))) > 1:
+        ap.error("--archive (then --claims --archived), --claims, --power, --replicate ROOT or --compare A B, each "
+                 "[--archived]; "
                  "--archive-to goes with --archive or --archived")
     dest = Path(args.archive_to) if args.archive_to else archive_dir(cfg)
     if args.compare:
@@ -309,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {s}: " + (f"refused: {refused[s]}" if s in refused else
                                    f"{len(written[s])} files written under {kit_path(dest / root.name)}"))
         return 1 if refused else 0
+    if args.replicate:
+        print(replicate_file(cfg, Path(args.replicate), args.seeds, Path(args.out) if args.out else None, command,
+                             archived=dest if args.archived else None))
+        return 0
     if args.power:
         print(power_file(cfg, args.seeds, Path(args.out) if args.out else None, command,
                          archived=dest if args.archived else None))

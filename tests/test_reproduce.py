@@ -102,6 +102,12 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
     run_md = (figs / "run.md").read_text()  # the run's record: every notebook, one attempt each
     for n in expected:
         assert re.search(rf"^\| {Path(n).stem} \| [^|]+ \| \d+ \| 1 \| finished \| 0 \| 0 \|$", run_md, re.M), (n, run_md)
+    # where the time went: every notebook, the loop's training, evaluation and sampling found in its folders
+    spent = run_md.split("## Where the time went", 1)[1]
+    for n in expected:
+        assert f"| {Path(n).stem} | " in spent, (n, spent)
+    all_row = next(line for line in spent.splitlines() if line.startswith("| **all** |")).split(" | ")
+    assert all(not cell.startswith("0s") for cell in all_row[1:4]), all_row  # training, evaluation, sampling
     assert not (runs / "logs" / "reproduce.jsonl").exists()  # closed: the next run is timed afresh
     # seed 1 (params/smoke/02_hsir_sft.yaml) ran Table 1a's claim rows only, from the shared M0
     seed1 = runs.parent / "smoke-seed1"
@@ -163,6 +169,7 @@ def test_run_record_sums_a_killed_and_resumed_notebook(tmp_path, monkeypatch):
     log = tmp_path / "reproduce-20261130T120000.jsonl"
     log.write_text("".join(json.dumps(a) + "\n" for a in attempts))
     monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path / "runs"))
     assert reproduce.main(["--profile", "embedded", "--record", str(log), "--seeds", "1", "2"]) == 0
     written = (tmp_path / "figures" / "embedded" / "run-seeds-1-2.md").read_text()
     assert written.startswith('# `make reproduce SEEDS="1 2"`') and "Total **18m30s**" in written
