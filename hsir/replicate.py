@@ -9,9 +9,14 @@ The test (``TEST``): the replicate is evaluated on the same test problems as the
 each seed's difference is the same quantity plus its own seed noise (seed + seed×problem / N, in
 ``hsir.power``'s terms), and the replicate's should be one more draw of it. That is a prediction interval for a
 new observation from S: t = (replicate - mean) / (s sqrt(1 + 1/S)), s the SD of the seeds' differences, Student's
-t with S - 1 degrees of freedom. (A normal reference with the variance components in place of s flags 9.5%, not
-5%, at three seeds: s rests on two degrees of freedom.) Beside it, the cruder z from the two intervals'
-half-widths, which counts the problem part twice and seldom flags.
+t with S - 1 degrees of freedom. (A normal reference with the variance components in place of s flags well above
+5% of such replicates at three seeds, 9.5-12% in simulations like the test's: s rests on two degrees of freedom.)
+Beside it, the cruder z from the two intervals' half-widths, which counts the problem part twice and seldom flags.
+
+The replicate runs the profile's own seed, as seed 0 of the seeds does: its samples and training order draw the
+same random numbers, and differ only because its M0 does. So it is not independent of seed 0, and where M0 moved
+little it sits closer to seed 0 than a new seed would: the test then flags less, not more. A replicate whose M0 is
+one of the seeds' (or that is one of their roots) tests nothing and is refused.
 """
 
 from __future__ import annotations
@@ -52,12 +57,17 @@ TEST = (
     "flagged means M0's variation is not negligible, and the claims' intervals, which hold M0 fixed, understate "
     "what a reproduction on another box would see. Beside it, the naive z, (replicate - pooled) over the root of "
     "the sum of both intervals' squared standard errors (half-width / 1.96): it counts the problem part twice. The "
-    "seed and seed×problem SDs are `hsir.power`'s. No verdict of the claims file depends on this file.")
+    "seed and seed×problem SDs are `hsir.power`'s. t, its critical value and replicate - mean use the problems "
+    "every side evaluated (n); each side's own difference and interval, as the claims file gives it, all of its "
+    "own. No verdict of the claims file depends on this file.")
 
 
 def p_at_least(k: int, m: int, p: float = 0.05) -> float:
     """P(at least ``k`` of ``m`` independent comparisons flag at rate ``p``): how often the rule fires by chance."""
     return 1.0 - sum(math.comb(m, i) * p**i * (1 - p) ** (m - i) for i in range(k))
+
+
+TINY = 1e-12  # below this a difference or a spread is 0 (float noise of equal seeds' means)
 
 
 def new_seed_t(d: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float]:
@@ -71,8 +81,14 @@ def new_seed_t(d: np.ndarray, r: np.ndarray) -> tuple[float, float, float, float
         raise ValueError("new_seed_t: two seeds at least, to know how far a seed's difference moves")
     gap = float(np.mean(r) - means.mean())
     sd = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / means.size)
-    stat = gap / sd if sd > 0 else 0.0 if gap == 0 else math.copysign(math.inf, gap)
-    return gap, sd, stat, float(student.ppf(0.975, means.size - 1))
+    return gap, sd, _ratio(gap, sd), float(student.ppf(0.975, means.size - 1))
+
+
+def _ratio(gap: float, sd: float) -> float:
+    """gap / sd, with float noise read as 0: equal gaps give 0, a gap against no spread an infinite ratio."""
+    if abs(gap) < TINY:
+        return 0.0
+    return gap / sd if sd >= TINY else math.copysign(math.inf, gap)
 
 
 def _ci(pooled: dict) -> str:
@@ -101,12 +117,15 @@ def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims:
                 continue
             pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
             rep_pair = [(rep[0, comp.a].correct, rep[0, comp.b].correct)]
-            qids = common_problems(pairs, rep_pair)
+            try:
+                qids = common_problems(pairs, rep_pair)
+            except ValueError:  # no problem evaluated on both sides: nothing to compare
+                continue
             d = paired_matrix(pairs, qids)
             gap, sd, z, crit = new_seed_t(d, paired_matrix(rep_pair, qids)[0])
             c = components(d)
             se = [(p["diff_ci95"][1] - p["diff_ci95"][0]) / 2 / Z95 for p in (pooled, alone)]
-            naive = (alone["diff"] - pooled["diff"]) / math.hypot(*se)
+            naive = _ratio(alone["diff"] - pooled["diff"], math.hypot(*se))
             m = margin if comp.direction in (">=", "<=") else 0.0
             rows.append({
                 "claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": len(qids),
@@ -146,24 +165,34 @@ def rows_table(roots: Mapping, replicate: Path, iteration: int = 1, claims: Sequ
 def write_replicate(roots: Mapping, replicate: Path, out: str | Path, iteration: int = 1, command: str | None = None,
                     note: str = "", n_boot: int = 2000) -> str:
     """The replicate file (markdown), written atomically to ``out``: ``TEST``, its count, and both tables."""
+    seeds_m0, rep_m0 = {m0_weights(Path(r)) for r in roots.values()}, m0_weights(Path(replicate))
+    if Path(replicate).resolve() in {Path(r).resolve() for r in roots.values()} or (
+            rep_m0 is not None and rep_m0 in seeds_m0):
+        raise ValueError(f"{replicate} shares its M0 (weights digest {rep_m0}) with the seeds "
+                         f"({', '.join(map(str, roots.values()))}): a replicate needs an M0 of its own")
     table = replicate_table(roots, replicate, iteration, n_boot=n_boot)
     flagged = int((table["flagged"] == "yes").sum()) if len(table) else 0
     where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
-    digests = {"the seeds": {m0_weights(Path(r)) for r in roots.values()}, "the replicate": {m0_weights(replicate)}}
-    m0 = "; ".join(f"{k}: {', '.join(sorted(str(d) for d in v))}" for k, v in digests.items())
-    verdict_line = (f"**{flagged} of {len(table)}** accuracy comparisons flagged; by the rule ({FLAG_COUNT} or more) "
-                    + ("M0's own variation is **not negligible**" if flagged >= FLAG_COUNT else
-                       "M0's own variation **does not show**")
-                    + f". With no M0 variation the rule would fire by chance with probability "
-                      f"{p_at_least(FLAG_COUNT, len(table)):.2f} (independent comparisons; they are not).")
+    m0 = f"the seeds: {', '.join(sorted(map(str, seeds_m0)))}; the replicate: {rep_m0}"
+    if len(table) < FLAG_COUNT:
+        verdict_line = (f"{flagged} of {len(table)} accuracy comparisons flagged: fewer comparisons than the rule's "
+                        f"{FLAG_COUNT}, so it cannot decide.")
+    else:
+        verdict_line = (f"**{flagged} of {len(table)}** accuracy comparisons flagged; by the rule ({FLAG_COUNT} or "
+                        "more) " + ("M0's own variation is **not negligible**" if flagged >= FLAG_COUNT else
+                                    "M0's own variation **does not show**")
+                        + ". With no M0 variation the rule would fire by chance with probability "
+                          f"{p_at_least(FLAG_COUNT, len(table)):.2f} (independent comparisons; they are not).")
+    rows = rows_table(roots, replicate, iteration)
     sections = [
         "# Another M0: the claims' comparisons on a run that trained its own",
         f"The seeds ({where}) against the replicate `{kit_path(replicate)}`"
         + (f", by `{command}`" if command else "") + f" ({time.strftime('%Y-%m-%d')}, commit {commit() or 'unknown'}); "
         f"round {iteration}. M0 weights digests: {m0}." + (f" {note}" if note else ""),
-        "## Test", TEST, "## Result", verdict_line if len(table) else "No comparison ran on both sides.",
-        "## Per comparison", markdown(table) if len(table) else "",
-        "## Per row: accuracy", markdown(rows_table(roots, replicate, iteration)),
+        "## Test", TEST, "## Result", verdict_line,
+        "## Per comparison", markdown(table) if len(table) else "No accuracy comparison ran on two seeds or more and "
+        "on the replicate.",
+        "## Per row: accuracy", markdown(rows) if len(rows) else "No claim row ran on both sides.",
     ]
     text = "\n\n".join(s for s in sections if s) + "\n"
     write_text(out, text)

@@ -364,9 +364,11 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
         "Each notebook's counted time split by what its run folders recorded (`hsir.time_spent`): training is the "
         "trainers' own seconds (GRPO's rollouts included), evaluation and sampling the generation entries of the "
         "ledgers (greedy `eval_*`; D_u, histogram and VeriExit samples), scoring and selection the loop's `select` "
-        "stages; other is the rest (kernels, model loads, vLLM engine starts, embeddings, figures). Folders: "
-        + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
-        breakdown_table(breakdown(counted, roots))]
+        "stages (InDiv's and the embedder's model loads included); other is the rest (kernels, loading the models "
+        "that generate or train, vLLM engine starts, figures). An entry counts in the attempt whose time, from its "
+        "end less its seconds to its end, holds the entry's end; work of an attempt that reopened a finished "
+        "notebook is left out, as in the total. Folders: " + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
+        breakdown_table(*breakdown(counted, roots))]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n" + "".join(f"\n{p}\n" for p in parts)
 
 

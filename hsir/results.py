@@ -289,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy every seed root's evaluated rounds into figures/<profile>/rounds/ (hsir.archive), to "
                          "commit: what a later session on another machine pools its seeds with")
     ap.add_argument("--archived", action="store_true",
-                    help="with --claims, --power, --replicate or --compare: read the archived rounds (figures/<profile>/rounds/) "
-                         "instead of runs/")
+                    help="with --claims, --power, --replicate or --compare: read the seeds' archived rounds "
+                         "(figures/<profile>/rounds/) instead of runs/ (--replicate's ROOT is read where it is)")
     ap.add_argument("--archive-to", help="the archive's folder (default: figures/<profile>/rounds)")
     ap.add_argument("--problems", metavar="START:STOP", type=problem_range,
                     help="with --claims: only the test split's problems START..STOP-1 (e.g. 512:1000, the problems a "
@@ -328,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
                                    f"{len(written[s])} files written under {kit_path(dest / root.name)}"))
         return 1 if refused else 0
     if args.replicate:
-        print(replicate_file(cfg, Path(args.replicate), args.seeds, Path(args.out) if args.out else None, command,
-                             archived=dest if args.archived else None))
+        try:
+            print(replicate_file(cfg, Path(args.replicate), args.seeds, Path(args.out) if args.out else None, command,
+                                 archived=dest if args.archived else None))
+        except (ValueError, FileNotFoundError) as e:
+            ap.error(str(e))
         return 0
     if args.power:
         print(power_file(cfg, args.seeds, Path(args.out) if args.out else None, command,

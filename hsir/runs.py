@@ -158,6 +158,9 @@ class Run:
         return read_jsonl(p) if p.exists() else []
 
 
+REPORTS = ("sft.json", "dpo.json", "grpo.json")  # a trained model's report, which tells one training from another
+
+
 def commit() -> str:
     """The kit's git commit (short), or "" outside a checkout: what a written table says rebuilt it."""
     try:

@@ -34,7 +34,7 @@ from hsir.grpo import learnable_problems
 from hsir.loopdata import Data
 from hsir.methods import Method, get_method, samples_per_query, sampling_key
 from hsir.progress import bar
-from hsir.runs import ResumableJsonl, Run, file_digest, read_json, write_json
+from hsir.runs import REPORTS, ResumableJsonl, Run, file_digest, read_json, write_json
 from hsir.tasks import Problem, Task
 from hsir.traces import EXIT_PROMPT
 from hsir.train import build_m0
@@ -125,7 +125,6 @@ GUIDELINE = ("Before answering, identify what the question asks, list the given 
              "them out one at a time, and check that the result answers the question.")
 
 
-REPORTS = ("sft.json", "dpo.json", "grpo.json")  # a trained model's report, which tells one training from another
 
 
 def model_dir(cfg: LoopConfig, model_key: str) -> Path:

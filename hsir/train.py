@@ -249,7 +249,8 @@ def run_trainer(trainer, tokenizer, out: Path, ckpt_dir: Path, last: str | None,
         trainer.model.eval()
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / report_name, report(result, seconds))
+        # "finished": when the training ended, for hsir.time_spent (a copied report's file time moves)
+        write_json(tmp / report_name, report(result, seconds) | {"finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     atomic_dir(out, build)
     shutil.rmtree(ckpt_dir, ignore_errors=True)

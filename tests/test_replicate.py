@@ -78,3 +78,23 @@ def test_replicate_file_flags_the_comparison_another_m0_moved(tmp_path, capsys):
         results.replicate_file(results.load_config("embedded"), tmp_path / "nowhere")
     with pytest.raises(SystemExit):
         results.main(["--profile", "embedded", "--replicate", str(rep), "--power"])
+
+
+def test_degenerate_and_refused_replicates(tmp_path):
+    """Every answer wrong on every side: no spread anywhere, t and the naive z 0, no crash. A replicate that is one
+    of the seeds' roots is refused; one comparison cannot meet a rule of two."""
+    roots = {}
+    wrong = {f"q{i}": False for i in range(50)}
+    for s in range(3):
+        roots[s] = tmp_path / f"seed{s}"
+        write_round(roots[s], "HSIR-DPO", wrong, 100, 2)
+        write_round(roots[s], "IRPO", wrong, 100, 2)
+    rep = tmp_path / "replicate"
+    write_round(rep, "HSIR-DPO", wrong, 100, 2)
+    write_round(rep, "IRPO", wrong, 100, 2)
+    row = replicate.replicate_table(roots, rep, n_boot=100).iloc[0]
+    assert (row["t"], row["naive z"], row["flagged"]) == ("+0.00", "+0.00", "no")
+    text = replicate.write_replicate(roots, rep, tmp_path / "r.md", n_boot=100)
+    assert "fewer comparisons than the rule's 2, so it cannot decide" in text
+    with pytest.raises(ValueError, match="needs an M0 of its own"):
+        replicate.write_replicate(roots, roots[1], tmp_path / "r.md", n_boot=100)

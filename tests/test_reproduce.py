@@ -104,8 +104,6 @@ def test_smoke_profile_runs_headless(tmp_path, monkeypatch, smoke_model):
         assert re.search(rf"^\| {Path(n).stem} \| [^|]+ \| \d+ \| 1 \| finished \| 0 \| 0 \|$", run_md, re.M), (n, run_md)
     # where the time went: every notebook, the loop's training, evaluation and sampling found in its folders
     spent = run_md.split("## Where the time went", 1)[1]
-    for n in expected:
-        assert f"| {Path(n).stem} | " in spent, (n, spent)
     all_row = next(line for line in spent.splitlines() if line.startswith("| **all** |")).split(" | ")
     assert all(not cell.startswith("0s") for cell in all_row[1:4]), all_row  # training, evaluation, sampling
     assert not (runs / "logs" / "reproduce.jsonl").exists()  # closed: the next run is timed afresh
@@ -173,6 +171,7 @@ def test_run_record_sums_a_killed_and_resumed_notebook(tmp_path, monkeypatch):
     assert reproduce.main(["--profile", "embedded", "--record", str(log), "--seeds", "1", "2"]) == 0
     written = (tmp_path / "figures" / "embedded" / "run-seeds-1-2.md").read_text()
     assert written.startswith('# `make reproduce SEEDS="1 2"`') and "Total **18m30s**" in written
+    assert "## Where the time went" not in written  # no run folders here to read it from
 
 
 def test_a_killed_notebook_is_timed_to_its_last_heartbeat(tmp_path, monkeypatch):
