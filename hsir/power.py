@@ -162,6 +162,19 @@ def _count(v: int | None, cap: int) -> str:
     return "none enough" if v is None else f"more than {cap:,}" if v > cap else f"{v:,}"
 
 
+def seeded_accuracy_comparisons(runs: Mapping, roots: Mapping, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
+                                seed: int = 0):
+    """(claim, comparison, seeds used, ``pool_pair``'s pooled difference) for each accuracy comparison of ``claims``
+    that two seeds or more of ``runs`` ran: the comparisons whose spread over seeds can be read."""
+    for claim in claims:
+        for comp in claim.comparisons:
+            if comp.metric != "accuracy":
+                continue
+            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
+            if pooled is not None and len(used) >= 2:
+                yield claim, comp, used, pooled
+
+
 def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, margin: float = ACC_MARGIN,
                 n_boot: int = 2000, seed: int = 0, runs: Mapping | None = None):
     """One row per accuracy comparison of the claims run on at least two seeds (a DataFrame): the claims file's
@@ -175,36 +188,30 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
     if runs is None:
         runs = read_rounds(roots, claim_methods(claims), iteration, None)
     rows = []
-    for claim in claims:
-        for comp in claim.comparisons:
-            if comp.metric != "accuracy":
-                continue
-            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
-            if pooled is None or len(used) < 2:
-                continue
-            pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
-            c = components(paired_matrix(pairs, common_problems(pairs)))
-            d, (lo, hi) = pooled["diff"], pooled["diff_ci95"]
-            model = half_width(c, c.seeds, c.n, bootstrap=False)
-            m = margin if comp.direction in (">=", "<=") else 0.0
-            row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
-                   "difference [95% CI]": f"{d * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
-                   "SD (pts): problem / seed / seed×problem": " / ".join(
-                       f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.seed, c.interaction)),
-                   "variance now (%): problem / seed / seed×problem": " / ".join(
-                       f"{100 * v / (variance(c, c.seeds, c.n) or 1):.0f}" for v in parts(c, c.seeds, c.n)),
-                   "± now: bootstrap / its expectation / model": f"{(hi - lo) * 50:.1f} / "
-                   f"{half_width(c, c.seeds, c.n) * 100:.1f} / {model * 100:.1f}",
-                   "verdict: claims.md / model's interval": f"{verdict(d, (lo, hi), comp.direction, m)} / "
-                   f"{verdict(d, (d - model, d + model), comp.direction, m)}"}
-            for name, dist in distances(claim, comp, margin).items():
-                row |= {f"{name}: distance": "", f"{name}: seeds at n": "",
-                        f"{name}: problems at {MIN_SEEDS} seeds": ""} if dist is None else {
-                    f"{name}: distance": f"{dist * 100:.1f}",
-                    f"{name}: seeds at n": _count(seeds_needed(c, c.n, dist), MAX_SEEDS),
-                    f"{name}: problems at {MIN_SEEDS} seeds": _count(problems_needed(c, MIN_SEEDS, dist),
-                                                                     MAX_PROBLEMS)}
-            rows.append(row)
+    for claim, comp, used, pooled in seeded_accuracy_comparisons(runs, roots, claims, n_boot, seed):
+        pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
+        c = components(paired_matrix(pairs, common_problems(pairs)))
+        d, (lo, hi) = pooled["diff"], pooled["diff_ci95"]
+        model = half_width(c, c.seeds, c.n, bootstrap=False)
+        m = margin if comp.direction in (">=", "<=") else 0.0
+        row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
+               "difference [95% CI]": f"{d * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
+               "SD (pts): problem / seed / seed×problem": " / ".join(
+                   f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.seed, c.interaction)),
+               "variance now (%): problem / seed / seed×problem": " / ".join(
+                   f"{100 * v / (variance(c, c.seeds, c.n) or 1):.0f}" for v in parts(c, c.seeds, c.n)),
+               "± now: bootstrap / its expectation / model": f"{(hi - lo) * 50:.1f} / "
+               f"{half_width(c, c.seeds, c.n) * 100:.1f} / {model * 100:.1f}",
+               "verdict: claims.md / model's interval": f"{verdict(d, (lo, hi), comp.direction, m)} / "
+               f"{verdict(d, (d - model, d + model), comp.direction, m)}"}
+        for name, dist in distances(claim, comp, margin).items():
+            row |= {f"{name}: distance": "", f"{name}: seeds at n": "",
+                    f"{name}: problems at {MIN_SEEDS} seeds": ""} if dist is None else {
+                f"{name}: distance": f"{dist * 100:.1f}",
+                f"{name}: seeds at n": _count(seeds_needed(c, c.n, dist), MAX_SEEDS),
+                f"{name}: problems at {MIN_SEEDS} seeds": _count(problems_needed(c, MIN_SEEDS, dist),
+                                                                 MAX_PROBLEMS)}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

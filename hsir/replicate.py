@@ -41,7 +41,7 @@ from hsir.claims import (
     verdict,
 )
 from hsir.config import kit_path
-from hsir.power import Z95, components
+from hsir.power import Z95, components, seeded_accuracy_comparisons
 from hsir.rounds import markdown
 from hsir.runs import commit, write_text
 
@@ -107,36 +107,32 @@ def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims:
     rep_root = {0: Path(replicate)}
     rep = read_rounds(rep_root, methods, iteration, None)
     rows = []
-    for claim in claims:
-        for comp in claim.comparisons:
-            if comp.metric != "accuracy":
-                continue
-            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
-            _, alone = pool_pair(rep, rep_root, comp.a, comp.b, n_boot, seed)
-            if pooled is None or alone is None or len(used) < 2:
-                continue
-            pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
-            rep_pair = [(rep[0, comp.a].correct, rep[0, comp.b].correct)]
-            try:
-                qids = common_problems(pairs, rep_pair)
-            except ValueError:  # no problem evaluated on both sides: nothing to compare
-                continue
-            d = paired_matrix(pairs, qids)
-            gap, sd, z, crit = new_seed_t(d, paired_matrix(rep_pair, qids)[0])
-            c = components(d)
-            se = [(p["diff_ci95"][1] - p["diff_ci95"][0]) / 2 / Z95 for p in (pooled, alone)]
-            naive = _ratio(alone["diff"] - pooled["diff"], math.hypot(*se))
-            m = margin if comp.direction in (">=", "<=") else 0.0
-            rows.append({
-                "claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": len(qids),
-                "seeds pooled [95% CI]": _ci(pooled), "replicate [95% CI]": _ci(alone),
-                "replicate - pooled (pts)": f"{gap * 100:+.1f}", "SD of a new seed (pts)": f"{sd * 100:.1f}",
-                "flags beyond (pts)": f"±{crit * sd * 100:.1f}",
-                "t": f"{z:+.2f}", "critical |t|": f"{crit:.2f}", "flagged": "yes" if abs(z) > crit else "no",
-                "SD (pts): seed / seed×problem": f"{100 * math.sqrt(c.seed):.1f} / {100 * math.sqrt(c.interaction):.1f}",
-                "naive z": f"{naive:+.2f}",
-                "verdict: seeds / replicate alone": f"{verdict(pooled['diff'], pooled['diff_ci95'], comp.direction, m)}"
-                f" / {verdict(alone['diff'], alone['diff_ci95'], comp.direction, m)}"})
+    for claim, comp, used, pooled in seeded_accuracy_comparisons(runs, roots, claims, n_boot, seed):
+        _, alone = pool_pair(rep, rep_root, comp.a, comp.b, n_boot, seed)
+        if alone is None:
+            continue
+        pairs = [(runs[s, comp.a].correct, runs[s, comp.b].correct) for s in used]
+        rep_pair = [(rep[0, comp.a].correct, rep[0, comp.b].correct)]
+        try:
+            qids = common_problems(pairs, rep_pair)
+        except ValueError:  # no problem evaluated on both sides: nothing to compare
+            continue
+        d = paired_matrix(pairs, qids)
+        gap, sd, z, crit = new_seed_t(d, paired_matrix(rep_pair, qids)[0])
+        c = components(d)
+        se = [(p["diff_ci95"][1] - p["diff_ci95"][0]) / 2 / Z95 for p in (pooled, alone)]
+        naive = _ratio(alone["diff"] - pooled["diff"], math.hypot(*se))
+        m = margin if comp.direction in (">=", "<=") else 0.0
+        rows.append({
+            "claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": len(qids),
+            "seeds pooled [95% CI]": _ci(pooled), "replicate [95% CI]": _ci(alone),
+            "replicate - pooled (pts)": f"{gap * 100:+.1f}", "SD of a new seed (pts)": f"{sd * 100:.1f}",
+            "flags beyond (pts)": f"±{crit * sd * 100:.1f}",
+            "t": f"{z:+.2f}", "critical |t|": f"{crit:.2f}", "flagged": "yes" if abs(z) > crit else "no",
+            "SD (pts): seed / seed×problem": f"{100 * math.sqrt(c.seed):.1f} / {100 * math.sqrt(c.interaction):.1f}",
+            "naive z": f"{naive:+.2f}",
+            "verdict: seeds / replicate alone": f"{verdict(pooled['diff'], pooled['diff_ci95'], comp.direction, m)}"
+            f" / {verdict(alone['diff'], alone['diff_ci95'], comp.direction, m)}"})
     return pd.DataFrame(rows)
 
 
