@@ -125,8 +125,6 @@ GUIDELINE = ("Before answering, identify what the question asks, list the given 
              "them out one at a time, and check that the result answers the question.")
 
 
-
-
 def model_dir(cfg: LoopConfig, model_key: str) -> Path:
     """The folder of the model behind ``model_key``: ``<run root>/m0`` (or ``m0-quarter``), a round's
     ``<run root>/methods/<method>/iter_<t>/model``."""
