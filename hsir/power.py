@@ -162,6 +162,12 @@ def _count(v: int | None, cap: int) -> str:
     return "none enough" if v is None else f"more than {cap:,}" if v > cap else f"{v:,}"
 
 
+def interval_text(pooled: Mapping) -> str:
+    """A pooled difference and its 95% interval in points, as the power and replicate files print it."""
+    lo, hi = pooled["diff_ci95"]
+    return f"{pooled['diff'] * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]"
+
+
 def seeded_accuracy_comparisons(runs: Mapping, roots: Mapping, claims: Sequence[Claim] = CLAIMS, n_boot: int = 2000,
                                 seed: int = 0):
     """(claim, comparison, seeds used, ``pool_pair``'s pooled difference) for each accuracy comparison of ``claims``
@@ -195,7 +201,7 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
         model = half_width(c, c.seeds, c.n, bootstrap=False)
         m = margin if comp.direction in (">=", "<=") else 0.0
         row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
-               "difference [95% CI]": f"{d * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
+               "difference [95% CI]": interval_text(pooled),
                "SD (pts): problem / seed / seed×problem": " / ".join(
                    f"{100 * math.sqrt(v):.1f}" for v in (c.problem, c.seed, c.interaction)),
                "variance now (%): problem / seed / seed×problem": " / ".join(

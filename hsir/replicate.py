@@ -41,7 +41,8 @@ from hsir.claims import (
     verdict,
 )
 from hsir.config import kit_path
-from hsir.power import Z95, components, seeded_accuracy_comparisons
+from hsir.methods import M0
+from hsir.power import Z95, components, interval_text, seeded_accuracy_comparisons
 from hsir.rounds import markdown
 from hsir.runs import commit, write_text
 
@@ -91,21 +92,21 @@ def _ratio(gap: float, sd: float) -> float:
     return gap / sd if sd >= TINY else math.copysign(math.inf, gap)
 
 
-def _ci(pooled: dict) -> str:
-    lo, hi = pooled["diff_ci95"]
-    return f"{pooled['diff'] * 100:+.1f} [{lo * 100:.1f}, {hi * 100:.1f}]"
+def read_both(roots: Mapping, replicate: Path, iteration: int = 1, claims: Sequence[Claim] = CLAIMS):
+    """The evaluated rounds (``read_rounds``) of the claim rows and M0, of the seeds and of the replicate (seed 0)."""
+    methods = {M0, *claim_methods(claims)}
+    return read_rounds(roots, methods, iteration, None), read_rounds({0: Path(replicate)}, methods, iteration, None)
 
 
 def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims: Sequence[Claim] = CLAIMS,
-                    margin: float = ACC_MARGIN, n_boot: int = 2000, seed: int = 0):
+                    margin: float = ACC_MARGIN, n_boot: int = 2000, seed: int = 0, read: tuple | None = None):
     """One row per accuracy comparison that the seeds of ``roots`` (two or more) and ``replicate`` (a run root or an
-    archived root) both ran (a DataFrame), with ``TEST``'s t and flag; the verdict each side would get alone."""
+    archived root) both ran (a DataFrame), with ``TEST``'s t and flag; the verdict each side would get alone.
+    ``read``: ``read_both``'s rounds, for a caller that has them."""
     import pandas as pd
 
-    methods = claim_methods(claims)
-    runs = read_rounds(roots, methods, iteration, None)
+    runs, rep = read or read_both(roots, replicate, iteration, claims)
     rep_root = {0: Path(replicate)}
-    rep = read_rounds(rep_root, methods, iteration, None)
     rows = []
     for claim, comp, used, pooled in seeded_accuracy_comparisons(runs, roots, claims, n_boot, seed):
         _, alone = pool_pair(rep, rep_root, comp.a, comp.b, n_boot, seed)
@@ -125,7 +126,7 @@ def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims:
         m = margin if comp.direction in (">=", "<=") else 0.0
         rows.append({
             "claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": len(qids),
-            "seeds pooled [95% CI]": _ci(pooled), "replicate [95% CI]": _ci(alone),
+            "seeds pooled [95% CI]": interval_text(pooled), "replicate [95% CI]": interval_text(alone),
             "replicate - pooled (pts)": f"{gap * 100:+.1f}", "SD of a new seed (pts)": f"{sd * 100:.1f}",
             "flags beyond (pts)": f"±{crit * sd * 100:.1f}",
             "t": f"{z:+.2f}", "critical |t|": f"{crit:.2f}", "flagged": "yes" if abs(z) > crit else "no",
@@ -136,25 +137,24 @@ def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims:
     return pd.DataFrame(rows)
 
 
-def rows_table(roots: Mapping, replicate: Path, iteration: int = 1, claims: Sequence[Claim] = CLAIMS):
+def rows_table(roots: Mapping, replicate: Path, iteration: int = 1, claims: Sequence[Claim] = CLAIMS,
+               read: tuple | None = None):
     """Each claim row's accuracy on the replicate beside the seeds' (each seed's, their range) and M0's."""
     import pandas as pd
 
-    methods = ["SFT-Initial", *sorted(claim_methods(claims))]
-    runs = read_rounds(roots, set(methods), iteration, None)
-    rep = read_rounds({0: Path(replicate)}, set(methods), iteration, None)
+    runs, rep = read or read_both(roots, replicate, iteration, claims)
     rows = []
-    for m in methods:
+    for m in [M0, *sorted(claim_methods(claims))]:
         accs = {s: 100 * float(np.mean(list(runs[s, m].correct.values()))) for s in roots if (s, m) in runs}
         if (0, m) not in rep or not accs:
             continue
-        mine = 100 * float(np.mean(list(rep[0, m].correct.values())))
-        lo, hi = min(accs.values()), max(accs.values())
+        mine, mean = 100 * float(np.mean(list(rep[0, m].correct.values()))), float(np.mean(list(accs.values())))
         rows.append({"row": m, "seeds": ", ".join(map(str, accs)),
                      "accuracy % per seed": ", ".join(f"{a:.1f}" for a in accs.values()),
-                     "seeds' mean": f"{np.mean(list(accs.values())):.1f}", "replicate": f"{mine:.1f}",
-                     "replicate - mean (pts)": f"{mine - np.mean(list(accs.values())):+.1f}",
-                     "outside the seeds' range": "yes" if not lo <= mine <= hi else "no"})
+                     "seeds' mean": f"{mean:.1f}", "replicate": f"{mine:.1f}",
+                     "replicate - mean (pts)": f"{mine - mean:+.1f}",
+                     "outside the seeds' range": "yes" if not min(accs.values()) <= mine <= max(accs.values())
+                     else "no"})
     return pd.DataFrame(rows)
 
 
@@ -166,7 +166,8 @@ def write_replicate(roots: Mapping, replicate: Path, out: str | Path, iteration:
             rep_m0 is not None and rep_m0 in seeds_m0):
         raise ValueError(f"{replicate} shares its M0 (weights digest {rep_m0}) with the seeds "
                          f"({', '.join(map(str, roots.values()))}): a replicate needs an M0 of its own")
-    table = replicate_table(roots, replicate, iteration, n_boot=n_boot)
+    read = read_both(roots, replicate, iteration)
+    table = replicate_table(roots, replicate, iteration, n_boot=n_boot, read=read)
     flagged = int((table["flagged"] == "yes").sum()) if len(table) else 0
     where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
     m0 = f"the seeds: {', '.join(sorted(map(str, seeds_m0)))}; the replicate: {rep_m0}"
@@ -179,7 +180,7 @@ def write_replicate(roots: Mapping, replicate: Path, out: str | Path, iteration:
                                     "M0's own variation **does not show**")
                         + ". With no M0 variation the rule would fire by chance with probability "
                           f"{p_at_least(FLAG_COUNT, len(table)):.2f} (independent comparisons; they are not).")
-    rows = rows_table(roots, replicate, iteration)
+    rows = rows_table(roots, replicate, iteration, read=read)
     sections = [
         "# Another M0: the claims' comparisons on a run that trained its own",
         f"The seeds ({where}) against the replicate `{kit_path(replicate)}`"

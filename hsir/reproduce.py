@@ -235,6 +235,7 @@ def log_attempt(path: Path | None, notebook: str, seconds: float, outcome: str, 
 
 
 KILLED = "killed: no stop logged, timed to its last heartbeat"
+HEARTBEAT_EVERY = 60.0  # seconds between a running notebook's heartbeats
 
 
 def heartbeat_path(attempts: Path) -> Path:
@@ -248,7 +249,7 @@ class Heartbeat:
     out of ``run.md``; the next run finds the heartbeat and logs the attempt up to its last beat
     (``log_killed``), within ``every`` seconds of the truth. A logged attempt (finished, failed, stopped) removes it."""
 
-    def __init__(self, attempts: Path | None, notebook: str, nb_digest: str | None, every: float = 60.0):
+    def __init__(self, attempts: Path | None, notebook: str, nb_digest: str | None, every: float = HEARTBEAT_EVERY):
         self.path = None if attempts is None else heartbeat_path(attempts)
         self.notebook, self.digest, self.every = notebook, nb_digest, every
         self._done = threading.Event()
@@ -302,9 +303,8 @@ def finished_earlier(attempts: Path, digests: dict[str, str]) -> set[str]:
 
 
 def work_roots(profile: str) -> list[Path]:
-    """Where a profile's notebooks leave their work: ``runs/<profile>`` and its seed roots (``<profile>-seed<N>``)."""
-    base = runs_dir(profile)
-    return [p for p in [base, *sorted(base.parent.glob(f"{base.name}-seed*"))] if p.is_dir()]
+    """Where a profile's notebooks leave their work: ``runs/<profile>`` and its seed roots (``hsir.seeds``)."""
+    return [p for p in seed_roots(load_config(profile)).values() if p.is_dir()]
 
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None,
@@ -368,7 +368,7 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
         "that generate or train, vLLM engine starts, figures). An entry counts in the attempt whose time, from its "
         "end less its seconds to its end, holds the entry's end; work of an attempt that reopened a finished "
         "notebook is left out, as in the total. Folders: " + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
-        breakdown_table(*breakdown(counted, roots))]
+        breakdown_table(*breakdown(counted, roots, KILLED, HEARTBEAT_EVERY))]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n" + "".join(f"\n{p}\n" for p in parts)
 
 

@@ -33,8 +33,6 @@ from hsir.runs import REPORTS, iter_jsonl
 
 PARTS = ("training", "evaluation", "sampling", "scoring and selection")
 SLACK = timedelta(seconds=2)  # ledger and attempt times are whole seconds
-HEARTBEAT = timedelta(seconds=60)  # a killed attempt is timed to its last heartbeat (hsir.reproduce), up to this early
-KILLED = "killed"  # how hsir.reproduce's outcome of such an attempt begins
 
 
 def _time(text) -> datetime | None:
@@ -95,12 +93,14 @@ def _ledger_entry(entry: dict, path: Path) -> dict | None:
     return {"part": part, "seconds": seconds, "end": end, "path": path}
 
 
-def breakdown(attempts: Sequence[dict], roots: Iterable[Path]) -> tuple[list[dict], list[str]]:
+def breakdown(attempts: Sequence[dict], roots: Iterable[Path], killed: str | None = None,
+              heartbeat: float = 0.0) -> tuple[list[dict], list[str]]:
     """One row per notebook of ``attempts`` (``hsir.reproduce``'s, the ones its total counts): its seconds, the
     seconds of each part of ``PARTS`` whose entries ended inside one of its attempts' windows (from its end time
-    less its seconds to its end time, a killed attempt's a heartbeat later; where two windows meet, the earlier
-    attempt in ``attempts`` takes the entry), and ``other``, the rest; ``timed`` is False for a notebook no attempt
-    of which has a readable time. Also returns what was skipped (``work_entries``)."""
+    less its seconds to its end time; an attempt whose outcome is ``killed``, timed to its last heartbeat, ends up
+    to ``heartbeat`` seconds later; where two windows meet, the earlier attempt in ``attempts`` takes the entry), and
+    ``other``, the rest; ``timed`` is False for a notebook no attempt of which has a readable time. Also returns
+    what was skipped (``work_entries``)."""
     rows, windows = {}, []
     for a in attempts:
         row = rows.setdefault(a["notebook"], {"notebook": a["notebook"], "seconds": 0.0, "timed": False}
@@ -110,7 +110,7 @@ def breakdown(attempts: Sequence[dict], roots: Iterable[Path]) -> tuple[list[dic
         if end is None:  # not the kit's own timestamp: its work stays under "other"
             continue
         row["timed"] = True
-        late = HEARTBEAT if str(a.get("outcome", "")).startswith(KILLED) else timedelta(0)
+        late = timedelta(seconds=heartbeat if killed is not None and a.get("outcome") == killed else 0.0)
         windows.append((a["notebook"], end - timedelta(seconds=a["seconds"]) - SLACK, end + late + SLACK))
     entries, skipped = work_entries(roots)
     for e in entries:

@@ -94,10 +94,10 @@ def test_unreadable_work_is_named_and_skipped_and_untimed_attempts_say_so(tmp_pa
     (root / "m1").mkdir()
     (root / "m1" / "dpo.json").write_text("{not json")
     attempts = [{"notebook": "01_preliminary_analysis", "seconds": 1200.0, "time": "2026-12-02T10:20:00",
-                 "outcome": "killed: no stop logged, timed to its last heartbeat"},
+                 "outcome": reproduce.KILLED},
                 {"notebook": "02_hsir_sft", "seconds": 60.0, "time": "t2", "outcome": "finished"},
                 {"notebook": "03_hsir_dpo", "seconds": 60.0, "outcome": "finished"}]
-    rows, skipped = breakdown(attempts, [root])
+    rows, skipped = breakdown(attempts, [root], reproduce.KILLED, reproduce.HEARTBEAT_EVERY)
     assert rows[0]["sampling"] == 170 and rows[0]["other"] == 1030  # samples-cc ended 30 s after the heartbeat
     assert len(skipped) == 3 and any("ledger.jsonl:2" in s for s in skipped)
     assert any("ledger.jsonl" in s and "not valid JSON" in s for s in skipped)
