@@ -32,9 +32,9 @@ from hsir.config import ROOT, digest, figures_dir, kit_path, load_config, runs_d
 from hsir.plan import notebook_parameters
 from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
-from hsir.runs import commit, read_jsonl, write_text
+from hsir.runs import commit, read_jsonl, write_json, write_text
 from hsir.seeds import seed_roots
-from hsir.time_spent import breakdown, breakdown_table
+from hsir.time_spent import breakdown, breakdown_table, measured_rates
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -307,6 +307,25 @@ def work_roots(profile: str) -> list[Path]:
     return [p for p in seed_roots(load_config(profile)).values() if p.is_dir()]
 
 
+def _per_notebook(attempts: list[dict]) -> dict[str, list[dict]]:
+    per: dict[str, list[dict]] = {}
+    for a in attempts:
+        per.setdefault(a["notebook"], []).append(a)
+    return per
+
+
+def _split(tries: list[dict]) -> tuple[list[dict], list[dict], int | None]:
+    """A notebook's attempts: those its time counts (up to the first that finished, or all), those after, and the
+    index of the first that finished."""
+    first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), None)
+    return (tries, [], None) if first is None else (tries[: first + 1], tries[first + 1 :], first)
+
+
+def counted_attempts(attempts: list[dict]) -> list[dict]:
+    """The attempts a run's total counts (``run_record``'s rule), in the file's order per notebook."""
+    return [a for tries in _per_notebook(attempts).values() for a in _split(tries)[0]]
+
+
 def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None,
                roots: Sequence[Path] = ()) -> str:
     """``figures/<profile>/run.md``: each notebook's time to finish, summed over its attempts up to the first that
@@ -321,13 +340,9 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
     recorded = [a["box"] for a in attempts if a.get("box")]
     boxes = {json.dumps(b, sort_keys=True) for b in recorded}
     box = recorded[-1] if recorded else box or machine()
-    per: dict[str, list[dict]] = {}
-    for a in attempts:
-        per.setdefault(a["notebook"], []).append(a)
     rows, counted = [], []
-    for nb, tries in sorted(per.items()):
-        first = next((i for i, a in enumerate(tries) if a["outcome"] == "finished"), None)
-        work, after = (tries, []) if first is None else (tries[: first + 1], tries[first + 1 :])
+    for nb, tries in sorted(_per_notebook(attempts).items()):
+        work, after, first = _split(tries)
         counted += work
         seconds = round(sum(a["seconds"] for a in work))
         later = ", ".join(a["outcome"] for a in after if a["outcome"] != "finished")
@@ -420,12 +435,21 @@ def main(argv: list[str] | None = None) -> int:
                          "file, runs/<profile>/logs/reproduce*.jsonl (a finished run's is renamed with its date); "
                          "run nothing. The box is the attempts' own; attempts logged before they recorded it take "
                          "this box's, so run it there")
+    ap.add_argument("--rates", metavar="FILE",
+                    help="with --record: also write the stage rates the run measured (tokens/s of sampling, greedy "
+                         "evaluation, SFT, DPO; a GRPO step) as a bench JSON for python -m hsir.plan --bench FILE")
     args = ap.parse_args(argv)
+    if args.rates and not args.record:
+        ap.error("--rates needs --record ATTEMPTS: the rates are of that run's counted attempts")
     if args.record:
-        path = figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"
-        write_text(path, run_record(args.profile, read_jsonl(Path(args.record)), seeds=args.seeds,
-                                    roots=work_roots(args.profile)))
+        attempts, path = read_jsonl(Path(args.record)), figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"
+        write_text(path, run_record(args.profile, attempts, seeds=args.seeds, roots=work_roots(args.profile)))
         print(f"[reproduce] the run, attempt by attempt: {path}")
+        if args.rates:
+            box = next((a["box"] for a in reversed(attempts) if a.get("box")), None) or _box()
+            write_json(args.rates, measured_rates(counted_attempts(attempts), work_roots(args.profile), box, KILLED,
+                                                  HEARTBEAT_EVERY))
+            print(f"[reproduce] the rates it measured, for python -m hsir.plan --bench: {args.rates}")
         return 0
     if args.count_library_output:
         lines = library_output(args.count_library_output)

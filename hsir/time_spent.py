@@ -33,6 +33,7 @@ from hsir.runs import REPORTS, iter_jsonl
 
 PARTS = ("training", "evaluation", "sampling", "scoring and selection")
 SLACK = timedelta(seconds=2)  # ledger and attempt times are whole seconds
+RATE_STAGE = {"evaluation": "eval", "sampling": "generate"}  # a generation entry's stage in a bench JSON (hsir.plan)
 
 
 def _time(text) -> datetime | None:
@@ -74,7 +75,25 @@ def _report_entry(path: Path) -> list[dict]:
     if seconds is None:
         return []
     end = _time(report.get("finished")) or datetime.fromtimestamp(path.stat().st_mtime).replace(microsecond=0)
-    return [{"part": "training", "seconds": seconds, "end": end, "path": path}]
+    return [{"part": "training", "seconds": seconds, "end": end, "path": path} | _trained(path.stem, report)]
+
+
+def _trained(stage: str, report: dict) -> dict:
+    """What a training report says it trained, for ``measured_rates``: SFT's and DPO's tokens (TRL's last logged
+    ``num_tokens``: prompt + completion, a DPO pair's two answers with their prompts), GRPO's steps and rollout
+    tokens (the mean logged completion length × prompts_per_step × G a step). A resumed training reports only its
+    last attempt's seconds against all of its tokens: ``resumed`` keeps it out of the rates."""
+    log = [e for e in report.get("log") or [] if isinstance(e, dict)]
+    out = {"stage": stage, "resumed": bool(report.get("resumed_from"))}
+    if stage in ("sft", "dpo"):
+        out["tokens"] = next((_seconds(e.get("num_tokens")) for e in reversed(log) if "num_tokens" in e), None)
+    elif stage == "grpo":
+        settings, lengths = report.get("settings") or {}, [e["completions/mean_length"] for e in log
+                                                           if _seconds(e.get("completions/mean_length")) is not None]
+        steps, per = _seconds(report.get("steps")), settings.get("prompts_per_step", 0) * settings.get("num_generations", 0)
+        if steps and lengths and per:
+            out |= {"steps": steps, "tokens": steps * per * sum(lengths) / len(lengths)}
+    return out
 
 
 def _counted(entry: dict) -> bool:
@@ -90,7 +109,8 @@ def _ledger_entry(entry: dict, path: Path) -> dict | None:
         return None
     stage = str(entry.get("stage", ""))
     part = ("evaluation" if stage.startswith("eval_") else "sampling") if "backend" in entry else "scoring and selection"
-    return {"part": part, "seconds": seconds, "end": end, "path": path}
+    return {"part": part, "seconds": seconds, "end": end, "path": path, "stage": RATE_STAGE.get(part),
+            "tokens": _seconds(entry.get("tokens"))}
 
 
 def breakdown(attempts: Sequence[dict], roots: Iterable[Path], killed: str | None = None,
@@ -101,25 +121,63 @@ def breakdown(attempts: Sequence[dict], roots: Iterable[Path], killed: str | Non
     to ``heartbeat`` seconds later; where two windows meet, the earlier attempt in ``attempts`` takes the entry), and
     ``other``, the rest; ``timed`` is False for a notebook no attempt of which has a readable time. Also returns
     what was skipped (``work_entries``)."""
-    rows, windows = {}, []
+    rows = {}
     for a in attempts:
         row = rows.setdefault(a["notebook"], {"notebook": a["notebook"], "seconds": 0.0, "timed": False}
                               | dict.fromkeys(PARTS, 0.0))
         row["seconds"] += a["seconds"]
-        end = _time(a.get("time"))
-        if end is None:  # not the kit's own timestamp: its work stays under "other"
-            continue
-        row["timed"] = True
-        late = timedelta(seconds=heartbeat if killed is not None and a.get("outcome") == killed else 0.0)
-        windows.append((a["notebook"], end - timedelta(seconds=a["seconds"]) - SLACK, end + late + SLACK))
+        row["timed"] |= _time(a.get("time")) is not None  # else not the kit's own timestamp: all under "other"
     entries, skipped = work_entries(roots)
-    for e in entries:
-        nb = next((nb for nb, start, end in windows if start <= e["end"] <= end), None)
-        if nb is not None:
-            rows[nb][e["part"]] += e["seconds"]
+    for nb, e in attempt_work(entries, attempts, killed, heartbeat):
+        rows[nb][e["part"]] += e["seconds"]
     for r in rows.values():
         r["other"] = r["seconds"] - sum(r[p] for p in PARTS)
     return sorted(rows.values(), key=lambda r: r["notebook"]), skipped
+
+
+def attempt_work(entries: Iterable[dict], attempts: Sequence[dict], killed: str | None = None,
+                 heartbeat: float = 0.0) -> list[tuple[str, dict]]:
+    """``(notebook, entry)`` for each entry that ended inside one of ``attempts``' windows (``breakdown``'s rule)."""
+    windows = []
+    for a in attempts:
+        if (end := _time(a.get("time"))) is not None:
+            late = timedelta(seconds=heartbeat if killed is not None and a.get("outcome") == killed else 0.0)
+            windows.append((a["notebook"], end - timedelta(seconds=a["seconds"]) - SLACK, end + late + SLACK))
+    out = []
+    for e in entries:
+        if (nb := next((nb for nb, start, end in windows if start <= e["end"] <= end), None)) is not None:
+            out.append((nb, e))
+    return out
+
+
+def measured_rates(attempts: Sequence[dict], roots: Iterable[Path], box: dict, killed: str | None = None,
+                   heartbeat: float = 0.0) -> dict:
+    """The rates a run measured, as the bench JSON ``hsir.plan --bench`` reads (its docstring's fields): each stage's
+    tokens over its seconds, summed over the work of ``attempts`` (``breakdown``'s rule), so that a finished run
+    prices the next plan on the same kind of box. Greedy evaluation and sampling are the ledgers' generation
+    entries (their seconds include each vLLM engine's start, as a run pays it), SFT, DPO and GRPO the trainers' own
+    seconds (``_trained``; a resumed training is left out). Scoring is left out (no ledger counts its tokens): the
+    plan then prices it at 3 × SFT's rate. ``counted`` says what each rate rests on."""
+    entries, skipped = work_entries(roots)
+    sums: dict[str, dict] = {}
+    for _, e in attempt_work(entries, attempts, killed, heartbeat):
+        if e.get("stage") and e.get("tokens") and not e.get("resumed"):
+            s = sums.setdefault(e["stage"], {"entries": 0, "tokens": 0.0, "seconds": 0.0, "steps": 0.0})
+            s["entries"] += 1
+            s["tokens"], s["seconds"], s["steps"] = (s["tokens"] + e["tokens"], s["seconds"] + e["seconds"],
+                                                     s["steps"] + e.get("steps", 0.0))
+    stages = {k: {"tokens_per_s": round(s["tokens"] / s["seconds"], 1)} for k, s in sums.items()
+              if k != "grpo" and s["seconds"]}
+    if (g := sums.get("grpo")) and g["steps"]:
+        stages["grpo"] = {"seconds_per_step": round(g["seconds"] / g["steps"], 2),
+                          "tokens_per_step": round(g["tokens"] / g["steps"], 1)}
+    device = (f"{box.get('threads')}-thread {box.get('cpu_model')}, capability {box.get('cpu_capability')}, "
+              f"AMX {box.get('amx')}, AVX512-BF16 {box.get('avx512_bf16')}" if not box.get("gpu") else box["gpu"])
+    return {"device": device, "box": box, "stages": stages,
+            "counted": {k: {f: round(v, 1) for f, v in s.items() if v} for k, s in sorted(sums.items())},
+            "skipped": skipped,
+            "source": "measured by a whole run (python -m hsir.reproduce --record ATTEMPTS --rates FILE): each stage's "
+                      "tokens over its seconds, over the work that ended inside the run's counted attempts"}
 
 
 def _clock(seconds: float) -> str:

@@ -4,6 +4,8 @@ import json
 import os
 from datetime import datetime
 
+import pytest
+
 from hsir import reproduce
 from hsir.time_spent import breakdown, breakdown_table
 
@@ -111,3 +113,53 @@ def test_unreadable_work_is_named_and_skipped_and_untimed_attempts_say_so(tmp_pa
     assert "| 01_preliminary_analysis | 0s | 0s | 1m40s | 0s | -40s | 1m00s |" in breakdown_table(*breakdown(over, [root]))
     none = [{"notebook": "01_preliminary_analysis", "seconds": 60.0, "time": "2026-12-03T10:00:00", "outcome": "x"}]
     assert "No ledger entry or training report" in breakdown_table(*breakdown(none, [root]))
+
+
+def test_a_finished_run_prices_the_next_plan_with_the_rates_it_measured(tmp_path, monkeypatch):
+    """``--record ATTEMPTS --rates FILE``: each stage's tokens over its seconds, from the work of the counted attempts
+    only (an earlier run's ledger entry and a resumed training are left out), written as the bench JSON that
+    ``hsir.plan --bench`` prices a plan with."""
+    from hsir import plan
+
+    root = tmp_path / "runs" / "embedded"
+    _ledger(root / "generations" / "m0" / "ledger.jsonl",
+            {"stage": "samples-aa", "backend": "vllm", "tokens": 60_000, "seconds": 100, "time": "2026-12-02T10:05:00"},
+            {"stage": "samples-old", "backend": "vllm", "tokens": 1, "seconds": 99, "time": "2026-11-01T10:00:00"})
+    _ledger(root / "methods" / "ReST-EM" / "iter_1" / "ledger.jsonl",
+            {"stage": "eval_synthetic", "backend": "vllm", "tokens": 40_000, "seconds": 50, "time": "2026-12-02T10:40:00"},
+            {"stage": "eval_synthetic", "backend": "vllm", "tokens": 40_000, "seconds": 30, "time": "2026-12-02T10:50:00"})
+
+    def report(path, stage_fields, seconds, finished):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"seconds": seconds, "finished": finished} | stage_fields))
+
+    report(root / "m0" / "sft.json", {"log": [{"num_tokens": 9_000}, {"num_tokens": 20_000}, {"loss": 0.1}]},
+           100, "2026-12-02T10:15:00")
+    report(root / "methods" / "ReST-EM" / "iter_1" / "model" / "sft.json",
+           {"log": [{"num_tokens": 99_000}], "resumed_from": "checkpoint-10"}, 10, "2026-12-02T10:30:00")
+    report(root / "methods" / "IRPO" / "iter_1" / "model" / "dpo.json", {"log": [{"num_tokens": 30_000}]}, 200,
+           "2026-12-02T10:35:00")
+    report(root / "methods" / "GRPO" / "iter_1" / "model" / "grpo.json",
+           {"steps": 10, "settings": {"prompts_per_step": 2, "num_generations": 8},
+            "log": [{"completions/mean_length": 90.0}, {"completions/mean_length": 110.0}, {"train_loss": 1.0}]},
+           300, "2026-12-02T10:45:00")
+    log = tmp_path / "reproduce.jsonl"
+    box = {"cpu_model": "Intel Xeon", "cpu_capability": "AVX512", "amx": True, "avx512_bf16": True, "threads": 2}
+    log.write_text("".join(json.dumps(a | {"box": box}) + "\n" for a in ATTEMPTS))
+    monkeypatch.setenv("HSIR_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("HSIR_RUNS_DIR", str(tmp_path / "runs"))
+    out = tmp_path / "rates.json"
+    assert reproduce.main(["--profile", "embedded", "--record", str(log), "--rates", str(out)]) == 0
+    rates = json.loads(out.read_text())
+    assert rates["stages"] == {"generate": {"tokens_per_s": 600.0}, "eval": {"tokens_per_s": 1000.0},
+                               "sft": {"tokens_per_s": 200.0}, "dpo": {"tokens_per_s": 150.0},
+                               "grpo": {"seconds_per_step": 30.0, "tokens_per_step": 1600.0}}
+    assert rates["counted"]["eval"] == {"entries": 2, "tokens": 80_000, "seconds": 80}
+    assert "AMX True" in rates["device"] and rates["box"] == box
+    bench = plan.load_bench(out)  # what hsir.plan --bench reads
+    cell = plan.Cell("02", "x", {"sft": 200 * 3600, "eval": 1000 * 1800}, grpo_steps=10)
+    cell.tokens["rollout"] = 10 * 1600 * 2  # twice the bench's rollout tokens a step: twice its step time
+    hours, missing = plan.cell_hours(cell, bench)
+    assert hours == pytest.approx(1.5 + 600 / 3600) and missing == set()
+    with pytest.raises(SystemExit):
+        reproduce.main(["--profile", "embedded", "--rates", str(out)])  # the rates are of a recorded run
