@@ -61,6 +61,8 @@ class Assumptions:
     recovered_fraction: float = 0.6  # a recovered solution / mean sample (cut at the first step with the answer)
     continuation_accuracy: float = 0.9
     hint_accuracy: float = 0.8  # answer-driven resamples correct
+    hint_fraction: float = 0.7  # mean answer-driven resample / max_new_tokens (the paper's: as long as a sample)
+    veriexit_cap_keep: float = 1.0  # share of a VeriExit method's candidates its per-query cap of K keeps
     indiv_keep: float = 0.7  # share kept by InDiv ≥ tau
     length_keep: float = 0.7  # share kept by the length-driven filter
     chars_per_token: float = 3.6  # the longest R1 trace: 13,657 characters, 3,810 Qwen tokens (issue 21)
@@ -74,7 +76,11 @@ class Assumptions:
 PROFILE_ASSUMPTIONS = {
     "embedded": Assumptions(sample_fraction=0.314, eval_fraction=0.25, rollout_fraction=0.4, accuracy=0.056,
                             solved_queries=0.2, failed_queries=0.99, prefix_rate=0.053, continuation_fraction=0.064,
-                            continuation_accuracy=0.77, indiv_keep=0.66),
+                            continuation_accuracy=0.77, indiv_keep=0.66,
+                            # seeds 0-2's archived rounds (figures/embedded/rounds/*/methods/*/iter_1): answer-driven's
+                            # hinted resamples, 449, 464, 435 of ~2,048 right, 159, 159, 156 tokens each; VeriExit-only's
+                            # cap of K kept 640 of 827, 646 of 806, 649 of 850 (continuations crowd a few queries)
+                            hint_accuracy=0.22, hint_fraction=0.41, veriexit_cap_keep=0.78),
 }
 
 
@@ -187,10 +193,13 @@ class Planner:
                 groups.append((self.veriexit(cell, key, sampled, cfg.step_test) * a.continuation_accuracy,
                                a.recovered_fraction * self.L))
             elif m.extra == "answer_driven":
-                hinted = self.once(cell, ("answer_driven", key), "generate", cfg.n_unlabeled * a.failed_queries * cfg.J * self.L)
-                groups.append((hinted / self.L * a.hint_accuracy, self.L))
+                hinted, hint_len = cfg.n_unlabeled * a.failed_queries * cfg.J, a.hint_fraction * cfg.max_new_tokens
+                self.once(cell, ("answer_driven", key), "generate", hinted * hint_len)
+                groups.append((hinted * a.hint_accuracy, hint_len))
             if m.cap_k:  # at most K candidates per query
-                groups = [(c * min(1.0, cfg.n_unlabeled * cfg.K / sum(c for c, _ in groups)), ln) for c, ln in groups]
+                keep = min(1.0, cfg.n_unlabeled * cfg.K / sum(c for c, _ in groups))
+                keep *= a.veriexit_cap_keep if m.extra == "veriexit" else 1.0
+                groups = [(c * keep, ln) for c, ln in groups]
             if m.filter == "indiv":
                 self.once(cell, ("indiv", key, m.extra), "score", sum(c * (P + ln) for c, ln in groups))
             groups = [(c * {"indiv": a.indiv_keep, "length": a.length_keep}.get(m.filter, 1.0), ln) for c, ln in groups]

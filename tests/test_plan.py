@@ -82,6 +82,24 @@ def test_one_cell_for_each_piece_of_extra_work():
     assert "score" not in dpo.tokens and dpo.shared == ["02 HSIR-SFT t=1"]
 
 
+def test_answer_driven_resamples_and_the_veriexit_cap_by_hand():
+    """Issue 26's run: the embedded plan priced notebook 05 at 1.41 h against 0.82 measured, its answer-driven cell
+    assuming the paper's 80% right hints (the 135M model: 22%) and VeriExit's candidates all kept (the cap of K per
+    query kept 78%). Both are assumptions now, and the cell's tokens follow them."""
+    a = replace(A, hint_accuracy=0.25, hint_fraction=0.2, veriexit_cap_keep=0.5)
+    pl = Planner(CFG, a)
+    pl.m0(Cell("00", "setup"))
+    ad = pl.round_cell("05", "answer-driven", 1)
+    # 100 queries × 0.5 failed × J=2 hinted resamples of 0.2 × 1000 = 200 tokens, on top of 400 samples of 500
+    assert ad.tokens["generate"] == 400 * 500 + 100 * 0.5 * 2 * 200
+    # SFT, 2 epochs: the seed rows, 200 right samples (100 + 500) and 100 × 0.25 = 25 right hints (100 + 200)
+    assert ad.tokens["sft"] == 2.0 * (10 * 500 + 200 * 600 + 25 * 300)
+    ve = pl.round_cell("05", "VeriExit-only", 1)
+    # the cap keeps half of the 200 right samples and of 200 × 0.3 × 2 = 120 continuations × 0.9 right = 108
+    rows = 10 * 500 + 0.5 * (200 * 600 + 108 * (100 + 0.6 * 500))
+    assert ve.tokens["sft"] == pytest.approx(2.0 * rows)
+
+
 def test_the_paper_profile_plans_every_notebook_and_prints_tokens_without_a_bench(capsys):
     p = planmod.plan("paper")
     assert set(p.cells) >= {"00_quickstart", "02_hsir_sft", "03_hsir_dpo", "04_h_grpo", "05_ablations"}
