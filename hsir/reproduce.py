@@ -34,7 +34,7 @@ from hsir.preflight import blocking, preflight, preflight_text
 from hsir.progress import PREFIX, clock
 from hsir.runs import commit, read_jsonl, write_json, write_text
 from hsir.seeds import seed_roots
-from hsir.time_spent import breakdown, breakdown_table, measured_rates
+from hsir.time_spent import breakdown, breakdown_table, measured_rates, work_entries
 
 
 def notebooks_for(profile: str, only: list[str] | None = None) -> list[tuple[Path, Path]]:
@@ -327,27 +327,28 @@ def counted_attempts(attempts: list[dict]) -> list[dict]:
 
 
 def run_record(profile: str, attempts: list[dict], box: dict | None = None, seeds: list[int] | None = None,
-               roots: Sequence[Path] = ()) -> str:
+               roots: Sequence[Path] = (), work: tuple[list[dict], list[str]] | None = None) -> str:
     """``figures/<profile>/run.md``: each notebook's time to finish, summed over its attempts up to the first that
     finished (a stopped notebook's time up to the stop included, a killed one's up to its last heartbeat; the file
     says how many attempts each notebook took), the total, the box and the commits. Attempts after a
     notebook had finished (a resume reopening it, a rerun after a change) are counted apart, so the total is the
     run's own work and the overhead of stopping it is still shown. The box is the one the attempts recorded (the
     last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading. ``roots``:
-    the run folders, for a second table of where each notebook's counted time went (``hsir.time_spent``)."""
-    from hsir.bench.common import machine
+    the run folders, for a second table of where each notebook's counted time went (``hsir.time_spent``); ``work``,
+    what ``work_entries`` read from them, where the caller has it already."""
+    from hsir.bench.common import describe, machine
 
     recorded = [a["box"] for a in attempts if a.get("box")]
     boxes = {json.dumps(b, sort_keys=True) for b in recorded}
     box = recorded[-1] if recorded else box or machine()
     rows, counted = [], []
     for nb, tries in sorted(_per_notebook(attempts).items()):
-        work, after, first = _split(tries)
-        counted += work
-        seconds = round(sum(a["seconds"] for a in work))
+        tried, after, first = _split(tries)
+        counted += tried
+        seconds = round(sum(a["seconds"] for a in tried))
         later = ", ".join(a["outcome"] for a in after if a["outcome"] != "finished")
         outcome = "finished" + (f" (later: {later})" if later else "") if first is not None else tries[-1]["outcome"]
-        rows.append({"notebook": nb, "time": clock(seconds), "seconds": seconds, "attempts": len(work),
+        rows.append({"notebook": nb, "time": clock(seconds), "seconds": seconds, "attempts": len(tried),
                      "after": len(after), "after_seconds": round(sum(a["seconds"] for a in after)),
                      "outcome": outcome, "finished": first is not None})
     total, extra = sum(r["seconds"] for r in rows), sum(r["after_seconds"] for r in rows)
@@ -360,9 +361,7 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
             + (f"; plus {clock(extra)} reopening notebooks after they had finished" if extra else "") + ". "
             f"Attempts from {attempts[0]['time'] if attempts else '-'} to {attempts[-1]['time'] if attempts else '-'}; "
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '-'}.",
-            f"Box: {box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
-            f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
-            + (f", GPU {box['gpu']}" if box.get("gpu") else "")
+            f"Box: {describe(box)}"
             + (f" ({len(boxes)} different boxes in the attempts: their times do not add up as one box's)"
                if len(boxes) > 1 else "")
             + ("" if recorded else " (not recorded by the attempts: the box that wrote this file)") + ".",
@@ -383,7 +382,7 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
         "that generate or train, vLLM engine starts, figures). An entry counts in the attempt whose time, from its "
         "end less its seconds to its end, holds the entry's end; work of an attempt that reopened a finished "
         "notebook is left out, as in the total. Folders: " + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
-        breakdown_table(*breakdown(counted, roots, KILLED, HEARTBEAT_EVERY))]
+        breakdown_table(*breakdown(counted, work or work_entries(roots), KILLED, HEARTBEAT_EVERY))]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n" + "".join(f"\n{p}\n" for p in parts)
 
 
@@ -443,12 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rates needs --record ATTEMPTS: the rates are of that run's counted attempts")
     if args.record:
         attempts, path = read_jsonl(Path(args.record)), figures_dir(args.profile) / f"run{run_tag(args.seeds)}.md"
-        write_text(path, run_record(args.profile, attempts, seeds=args.seeds, roots=work_roots(args.profile)))
+        roots = work_roots(args.profile)
+        work = work_entries(roots)  # the run folders, read once for run.md and the rates
+        write_text(path, run_record(args.profile, attempts, seeds=args.seeds, roots=roots, work=work))
         print(f"[reproduce] the run, attempt by attempt: {path}")
         if args.rates:
             box = next((a["box"] for a in reversed(attempts) if a.get("box")), None) or _box()
-            write_json(args.rates, measured_rates(counted_attempts(attempts), work_roots(args.profile), box, KILLED,
-                                                  HEARTBEAT_EVERY))
+            write_json(args.rates, measured_rates(counted_attempts(attempts), work, box, KILLED, HEARTBEAT_EVERY))
             print(f"[reproduce] the rates it measured, for python -m hsir.plan --bench: {args.rates}")
         return 0
     if args.count_library_output:

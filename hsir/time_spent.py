@@ -113,21 +113,21 @@ def _ledger_entry(entry: dict, path: Path) -> dict | None:
             "tokens": _seconds(entry.get("tokens"))}
 
 
-def breakdown(attempts: Sequence[dict], roots: Iterable[Path], killed: str | None = None,
+def breakdown(attempts: Sequence[dict], work: tuple[list[dict], list[str]], killed: str | None = None,
               heartbeat: float = 0.0) -> tuple[list[dict], list[str]]:
     """One row per notebook of ``attempts`` (``hsir.reproduce``'s, the ones its total counts): its seconds, the
     seconds of each part of ``PARTS`` whose entries ended inside one of its attempts' windows (from its end time
     less its seconds to its end time; an attempt whose outcome is ``killed``, timed to its last heartbeat, ends up
     to ``heartbeat`` seconds later; where two windows meet, the earlier attempt in ``attempts`` takes the entry), and
-    ``other``, the rest; ``timed`` is False for a notebook no attempt of which has a readable time. Also returns
-    what was skipped (``work_entries``)."""
+    ``other``, the rest; ``timed`` is False for a notebook no attempt of which has a readable time. ``work``: what
+    ``work_entries`` read from the run folders; what it skipped is returned beside the rows."""
     rows = {}
     for a in attempts:
         row = rows.setdefault(a["notebook"], {"notebook": a["notebook"], "seconds": 0.0, "timed": False}
                               | dict.fromkeys(PARTS, 0.0))
         row["seconds"] += a["seconds"]
         row["timed"] |= _time(a.get("time")) is not None  # else not the kit's own timestamp: all under "other"
-    entries, skipped = work_entries(roots)
+    entries, skipped = work
     for nb, e in attempt_work(entries, attempts, killed, heartbeat):
         rows[nb][e["part"]] += e["seconds"]
     for r in rows.values():
@@ -150,30 +150,30 @@ def attempt_work(entries: Iterable[dict], attempts: Sequence[dict], killed: str 
     return out
 
 
-def measured_rates(attempts: Sequence[dict], roots: Iterable[Path], box: dict, killed: str | None = None,
-                   heartbeat: float = 0.0) -> dict:
+def measured_rates(attempts: Sequence[dict], work: tuple[list[dict], list[str]], box: dict,
+                   killed: str | None = None, heartbeat: float = 0.0) -> dict:
     """The rates a run measured, as the bench JSON ``hsir.plan --bench`` reads (its docstring's fields): each stage's
     tokens over its seconds, summed over the work of ``attempts`` (``breakdown``'s rule), so that a finished run
     prices the next plan on the same kind of box. Greedy evaluation and sampling are the ledgers' generation
     entries (their seconds include each vLLM engine's start, as a run pays it), SFT, DPO and GRPO the trainers' own
     seconds (``_trained``; a resumed training is left out). Scoring is left out (no ledger counts its tokens): the
-    plan then prices it at 3 × SFT's rate. ``counted`` says what each rate rests on."""
-    entries, skipped = work_entries(roots)
+    plan then prices it at 3 × SFT's rate. ``counted`` says what each rate rests on. ``work``: ``work_entries``'."""
+    from hsir.bench.common import describe  # torch: only where rates are written
+
+    entries, skipped = work
     sums: dict[str, dict] = {}
     for _, e in attempt_work(entries, attempts, killed, heartbeat):
         if e.get("stage") and e.get("tokens") and not e.get("resumed"):
             s = sums.setdefault(e["stage"], {"entries": 0, "tokens": 0.0, "seconds": 0.0, "steps": 0.0})
             s["entries"] += 1
-            s["tokens"], s["seconds"], s["steps"] = (s["tokens"] + e["tokens"], s["seconds"] + e["seconds"],
-                                                     s["steps"] + e.get("steps", 0.0))
+            for f in ("tokens", "seconds", "steps"):
+                s[f] += e.get(f, 0.0)
     stages = {k: {"tokens_per_s": round(s["tokens"] / s["seconds"], 1)} for k, s in sums.items()
               if k != "grpo" and s["seconds"]}
     if (g := sums.get("grpo")) and g["steps"]:
         stages["grpo"] = {"seconds_per_step": round(g["seconds"] / g["steps"], 2),
                           "tokens_per_step": round(g["tokens"] / g["steps"], 1)}
-    device = (f"{box.get('threads')}-thread {box.get('cpu_model')}, capability {box.get('cpu_capability')}, "
-              f"AMX {box.get('amx')}, AVX512-BF16 {box.get('avx512_bf16')}" if not box.get("gpu") else box["gpu"])
-    return {"device": device, "box": box, "stages": stages,
+    return {"device": box["gpu"] if box.get("gpu") else describe(box), "box": box, "stages": stages,
             "counted": {k: {f: round(v, 1) for f, v in s.items() if v} for k, s in sorted(sums.items())},
             "skipped": skipped,
             "source": "measured by a whole run (python -m hsir.reproduce --record ATTEMPTS --rates FILE): each stage's "

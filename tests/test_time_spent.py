@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from hsir import reproduce
-from hsir.time_spent import breakdown, breakdown_table
+from hsir.time_spent import breakdown, breakdown_table, work_entries
 
 
 def _ledger(path, *entries):
@@ -60,7 +60,7 @@ def test_each_piece_of_work_counts_once_in_the_attempt_that_did_it(tmp_path):
     seed = tmp_path / "embedded-seed1"  # a seed root links to the shared M0: not its work, not counted twice
     seed.mkdir()
     os.symlink(root / "m0", seed / "m0")
-    got, skipped = breakdown(ATTEMPTS, [root, seed])
+    got, skipped = breakdown(ATTEMPTS, work_entries([root, seed]))
     assert skipped == []
     rows = {r["notebook"]: r for r in got}
     nb1, nb2 = rows["01_preliminary_analysis"], rows["02_hsir_sft"]
@@ -69,7 +69,7 @@ def test_each_piece_of_work_counts_once_in_the_attempt_that_did_it(tmp_path):
     # the generation, not the stages wrapping it; the trainer's report, not an old run's nor a copy's
     assert (nb2["sampling"], nb2["scoring and selection"], nb2["training"], nb2["evaluation"]) == (400, 30, 880, 120)
     assert nb2["seconds"] == 2400 and nb2["other"] == 2400 - 1430
-    table = breakdown_table(*breakdown(ATTEMPTS, [root]))
+    table = breakdown_table(*breakdown(ATTEMPTS, work_entries([root])))
     assert "| 02_hsir_sft | 14m40s | 2m00s | 6m40s | 30s | 16m10s | 40m00s |" in table
     assert "| **all** | 19m40s (33%) | 2m00s (3%) | 10m00s (17%) | 30s (1%) | 27m50s (46%) | 1h00m00s |" in table
 
@@ -99,7 +99,7 @@ def test_unreadable_work_is_named_and_skipped_and_untimed_attempts_say_so(tmp_pa
                  "outcome": reproduce.KILLED},
                 {"notebook": "02_hsir_sft", "seconds": 60.0, "time": "t2", "outcome": "finished"},
                 {"notebook": "03_hsir_dpo", "seconds": 60.0, "outcome": "finished"}]
-    rows, skipped = breakdown(attempts, [root], reproduce.KILLED, reproduce.HEARTBEAT_EVERY)
+    rows, skipped = breakdown(attempts, work_entries([root]), reproduce.KILLED, reproduce.HEARTBEAT_EVERY)
     assert rows[0]["sampling"] == 170 and rows[0]["other"] == 1030  # samples-cc ended 30 s after the heartbeat
     assert len(skipped) == 3 and any("ledger.jsonl:2" in s for s in skipped)
     assert any("ledger.jsonl" in s and "not valid JSON" in s for s in skipped)
@@ -110,9 +110,10 @@ def test_unreadable_work_is_named_and_skipped_and_untimed_attempts_say_so(tmp_pa
     # work from outside the run in its window (another shell's bench) makes other negative: shown with its sign
     over = [{"notebook": "01_preliminary_analysis", "seconds": 60.0, "time": "2026-12-02T10:05:30",
              "outcome": "finished"}]
-    assert "| 01_preliminary_analysis | 0s | 0s | 1m40s | 0s | -40s | 1m00s |" in breakdown_table(*breakdown(over, [root]))
+    table = breakdown_table(*breakdown(over, work_entries([root])))
+    assert "| 01_preliminary_analysis | 0s | 0s | 1m40s | 0s | -40s | 1m00s |" in table
     none = [{"notebook": "01_preliminary_analysis", "seconds": 60.0, "time": "2026-12-03T10:00:00", "outcome": "x"}]
-    assert "No ledger entry or training report" in breakdown_table(*breakdown(none, [root]))
+    assert "No ledger entry or training report" in breakdown_table(*breakdown(none, work_entries([root])))
 
 
 def test_a_finished_run_prices_the_next_plan_with_the_rates_it_measured(tmp_path, monkeypatch):

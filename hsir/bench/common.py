@@ -82,6 +82,13 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def describe(box: dict) -> str:
+    """``machine()``'s box in words, as run.md's "Box:" line and a run's measured rates name it."""
+    return (f"{box.get('cpu_model')}, capability {box.get('cpu_capability')}, AMX {box.get('amx')}, "
+            f"AVX512-BF16 {box.get('avx512_bf16')}, {box.get('threads')} threads"
+            + (f", GPU {box['gpu']}" if box.get("gpu") else ""))
+
+
 def openmp_runtime() -> str:
     """The OpenMP runtime torch's parallel regions run on, as ``/proc/self/maps`` lists the loaded libraries:
     Intel's ``libiomp5`` when it is loaded (``LD_PRELOAD`` puts it ahead of torch's own, so its ``GOMP_*`` entry
