@@ -157,7 +157,8 @@ def measured_rates(attempts: Sequence[dict], work: tuple[list[dict], list[str]],
     prices the next plan on the same kind of box. Greedy evaluation and sampling are the ledgers' generation
     entries (their seconds include each vLLM engine's start, as a run pays it), SFT, DPO and GRPO the trainers' own
     seconds (``_trained``; a resumed training is left out). Scoring is left out (no ledger counts its tokens): the
-    plan then prices it at 3 × SFT's rate. ``counted`` says what each rate rests on. ``work``: ``work_entries``'."""
+    plan then prices it at 3 × SFT's rate. ``counted`` says what each rate rests on. ``work``: what
+    ``work_entries`` read from the run folders."""
     from hsir.bench.common import describe  # torch: only where rates are written
 
     entries, skipped = work
