@@ -321,6 +321,12 @@ def _split(tries: list[dict]) -> tuple[list[dict], list[dict], int | None]:
     return (tries, [], None) if first is None else (tries[: first + 1], tries[first + 1 :], first)
 
 
+def attempts_box(attempts: list[dict], box: dict | None = None) -> dict:
+    """The box a run ran on: the last one its attempts recorded, else ``box``, else this one (attempts logged before
+    they recorded a box)."""
+    return next((a["box"] for a in reversed(attempts) if a.get("box")), None) or box or _box()
+
+
 def counted_attempts(attempts: list[dict]) -> list[dict]:
     """The attempts a run's total counts (``run_record``'s rule), in the file's order per notebook."""
     return [a for tries in _per_notebook(attempts).values() for a in _split(tries)[0]]
@@ -336,15 +342,14 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
     last that did), else ``box``, else this one. ``seeds``: a ``--seeds`` run's, named in its heading. ``roots``:
     the run folders, for a second table of where each notebook's counted time went (``hsir.time_spent``); ``work``,
     what ``work_entries`` read from them, where the caller has it already."""
-    from hsir.bench.common import describe, machine
+    from hsir.bench.common import describe
 
     recorded = [a["box"] for a in attempts if a.get("box")]
     boxes = {json.dumps(b, sort_keys=True) for b in recorded}
-    box = recorded[-1] if recorded else box or machine()
-    rows, counted = [], []
+    box = attempts_box(attempts, box)
+    rows = []
     for nb, tries in sorted(_per_notebook(attempts).items()):
         tried, after, first = _split(tries)
-        counted += tried
         seconds = round(sum(a["seconds"] for a in tried))
         later = ", ".join(a["outcome"] for a in after if a["outcome"] != "finished")
         outcome = "finished" + (f" (later: {later})" if later else "") if first is not None else tries[-1]["outcome"]
@@ -382,7 +387,7 @@ def run_record(profile: str, attempts: list[dict], box: dict | None = None, seed
         "that generate or train, vLLM engine starts, figures). An entry counts in the attempt whose time, from its "
         "end less its seconds to its end, holds the entry's end; work of an attempt that reopened a finished "
         "notebook is left out, as in the total. Folders: " + ", ".join(f"`{kit_path(Path(r))}`" for r in roots) + ".",
-        breakdown_table(*breakdown(counted, work or work_entries(roots), KILLED, HEARTBEAT_EVERY))]
+        breakdown_table(*breakdown(counted_attempts(attempts), work or work_entries(roots), KILLED, HEARTBEAT_EVERY))]
     return "\n\n".join(head) + "\n\n" + "\n".join(table) + "\n" + "".join(f"\n{p}\n" for p in parts)
 
 
@@ -447,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         write_text(path, run_record(args.profile, attempts, seeds=args.seeds, roots=roots, work=work))
         print(f"[reproduce] the run, attempt by attempt: {path}")
         if args.rates:
-            box = next((a["box"] for a in reversed(attempts) if a.get("box")), None) or _box()
-            write_json(args.rates, measured_rates(counted_attempts(attempts), work, box, KILLED, HEARTBEAT_EVERY))
+            write_json(args.rates, measured_rates(counted_attempts(attempts), work, attempts_box(attempts),
+                                                  KILLED, HEARTBEAT_EVERY))
             print(f"[reproduce] the rates it measured, for python -m hsir.plan --bench: {args.rates}")
         return 0
     if args.count_library_output:
