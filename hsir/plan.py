@@ -74,7 +74,9 @@ class Assumptions:
 # embedded: issue 26's validation pilots (README, "What the whole run costs"); seed 5's ledgers at D_u 512 agree
 # (samples 119.5 tokens of 384, 0.31; greedy 103 of 384, 0.27; 238 of 4,096 samples right, 0.058).
 PROFILE_ASSUMPTIONS = {
-    "embedded": Assumptions(sample_fraction=0.314, eval_fraction=0.25, rollout_fraction=0.4, accuracy=0.056,
+    # rollout_fraction: GRPO's rollouts, 1,370 tokens a step of 4,096 possible in both AMX runs of `make reproduce`
+    # (bench/cpu-rates-amx-run.json, -run2.json; the same M0, so the same rollouts); 0.4 before 2026-12-03
+    "embedded": Assumptions(sample_fraction=0.314, eval_fraction=0.25, rollout_fraction=0.33, accuracy=0.056,
                             solved_queries=0.2, failed_queries=0.99, prefix_rate=0.053, continuation_fraction=0.064,
                             continuation_accuracy=0.77, indiv_keep=0.66,
                             # seeds 0-2's archived rounds (figures/embedded/rounds/*/methods/*/iter_1): answer-driven's
