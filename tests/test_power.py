@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hsir import power, results
-from hsir.claims import CLAIMS, pooled_paired_difference
+from hsir.claims import CLAIMS, CONTRADICTED, HOLDS, UNRESOLVED, pooled_paired_difference
 from hsir.config import ROOT
 from hsir.power import Components
 from tests.test_claims import fake_roots
@@ -80,6 +80,32 @@ def test_sizes_needed_are_the_smallest_that_resolve_the_distance_with_80_percent
         power.problems_needed(c, 3, 0.0)
 
 
+def test_a_claim_at_its_measured_differences_resolves_by_the_claims_rule():
+    """Issue 26's bar asks whether half the claims resolve at 3 seeds: were each measured difference the truth, a
+    comparison resolves on the side it fell at ``problems_needed`` problems, or at none when whole seeds alone are
+    too wide; a claim then follows the claims rule (one resolved comparison against it contradicts it)."""
+    c = Components(problem=0.01, seed=0.0, interaction=0.1, seeds=3, n=1000)
+    assert power.resolvable(c, 0.03, ">") == (True, power.problems_needed(c, 3, 0.03))
+    assert power.resolvable(c, -0.03, ">") == (False, power.problems_needed(c, 3, 0.03))
+    assert power.resolvable(c, 0.01, "<") == (False, power.problems_needed(c, 3, 0.01))
+    # "≥" against the -2-point margin: -1 point is 1 point on the paper's side; on the margin, no size tells
+    assert power.resolvable(c, -0.01, ">=", 0.02) == (True, power.problems_needed(c, 3, 0.01))
+    assert power.resolvable(c, -0.02, ">=", 0.02) == (False, None)
+    seed_heavy = Components(problem=0.0, seed=0.03**2, interaction=0.1, seeds=3, n=1000)
+    assert power.resolvable(seed_heavy, 0.02, ">") == (True, None)  # ±2.6 points from whole seeds alone at 3 seeds
+    holds, against, never = HOLDS, CONTRADICTED, UNRESOLVED
+    assert power.claim_resolvable([(True, 100), (True, 500)]) == (holds, 500)  # every part must resolve
+    assert power.claim_resolvable([(True, 100), (False, 300), (False, 200)]) == (against, 200)  # the first against
+    assert power.claim_resolvable([(True, 100), (True, None)]) == (never, None)
+    assert power.claim_resolvable([(False, None), (True, 10)]) == (never, None)  # cannot hold, cannot be contradicted
+    claims = {c.key: c for c in CLAIMS}
+    rows = [(claims["Table 5"], ["a"], holds, 3_000), (claims["Table 7"], ["b"], against, 600),
+            (claims["Table 1b"], ["c"], never, None)]
+    assert "**2 of 3** claims could resolve (with 80% probability) at some size, 1 of them at the 1,000 problems run; " \
+        "half (2) would need 3,000 problems." in power.at_measured_text(rows, 1000)
+    assert "no test split resolves half (3)." in power.at_measured_text(rows + [rows[2]] * 2, 1000)
+
+
 def test_one_seed_cannot_separate_seed_from_problem():
     with pytest.raises(ValueError, match="at least 2 of each"):
         power.components(np.zeros((1, 10)))
@@ -112,8 +138,12 @@ def test_power_file_on_fake_run_folders_and_from_the_command_line(tmp_path, caps
     text = out.read_text()
     assert text.startswith("# What it would take to tell") and "| HSIR-DPO > IRPO (accuracy) |" in text
     assert capsys.readouterr().out.strip() == text.strip()
+    at_measured = text.split("## Were the measured differences the truth")[1]
+    assert "| Table 1b | HSIR-DPO > IRPO (accuracy): " in at_measured and "| Table 7 | " in at_measured
+    assert "not run" in at_measured.split("| Table 7 | ")[1].splitlines()[0]  # its rows never ran
     one_seed = power.write_power({0: roots[0]}, tmp_path / "one.md")
     assert "No accuracy comparison has run on two seeds or more" in one_seed
+    assert "Were the measured differences the truth" not in one_seed
     with pytest.raises(SystemExit) as stop:
         results.main(["--profile", "embedded", "--power", "--claims"])
     assert stop.value.code == 2
@@ -127,10 +157,13 @@ def test_the_readme_quotes_the_committed_power_file():
                 if line.startswith("| ")]
 
     committed = rows((ROOT / "figures" / "embedded" / "power.md").read_text(encoding="utf-8")
-                     .split("## Per comparison")[1])
+                     .split("## Per comparison")[1].split("\n## ")[0])
     readme = (ROOT / "README.md").read_text(encoding="utf-8").split("**What it would take to tell**")[1]
     quoted = rows(readme.split("\n\n| comparison |")[1].split("\n\n")[0].join(["| comparison |", ""]))
     header = committed[0]
     keep = [header.index(c) for c in quoted[0]]
     assert len(quoted) == len(committed) > 10
     assert quoted[1:] == [[r[i] for i in keep] for r in committed[1:]]
+    tally = next(line for line in (ROOT / "figures" / "embedded" / "power.md").read_text(encoding="utf-8").splitlines()
+                 if line.startswith("At 3 seeds, were the measured differences the truth"))
+    assert tally in readme  # the README's answer to issue 26's bar is the committed file's
