@@ -193,7 +193,8 @@ def breakdown_table(rows: Sequence[dict], skipped: Sequence[str] = ()) -> str:
     head = ["| notebook | " + " | ".join(cols) + " | total |", "|---" * (len(cols) + 2) + "|"]
     body = [f"| {r['notebook']} | " + " | ".join(_clock(r[c]) if r["timed"] else "n/a" for c in cols)
             + f" | {clock(r['seconds'])} |" for r in rows]
-    total = {c: sum(r[c] for r in rows) for c in [*cols, "seconds"]}
+    total = {c: sum(r[c] for r in rows) for c in cols}
+    total["seconds"] = sum(round(r["seconds"]) for r in rows)  # run.md's total: each notebook's rounded seconds
     share = {c: total[c] / total["seconds"] if total["seconds"] else 0.0 for c in cols}
     body.append("| **all** | " + " | ".join(f"{_clock(total[c])} ({share[c]:.0%})" for c in cols)
                 + f" | {clock(total['seconds'])} |")

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from hsir import reproduce
-from hsir.time_spent import breakdown, breakdown_table, work_entries
+from hsir.time_spent import PARTS, breakdown, breakdown_table, work_entries
 
 
 def _ledger(path, *entries):
@@ -72,6 +72,14 @@ def test_each_piece_of_work_counts_once_in_the_attempt_that_did_it(tmp_path):
     table = breakdown_table(*breakdown(ATTEMPTS, work_entries([root])))
     assert "| 02_hsir_sft | 14m40s | 2m00s | 6m40s | 30s | 16m10s | 40m00s |" in table
     assert "| **all** | 19m40s (33%) | 2m00s (3%) | 10m00s (17%) | 30s (1%) | 27m50s (46%) | 1h00m00s |" in table
+
+
+def test_the_breakdowns_total_is_run_mds_each_notebook_rounded_first():
+    """run.md's first table sums each notebook's rounded seconds; its second table's total must read the same."""
+    rows = [{"notebook": nb, "seconds": 10.4, "timed": True} | dict.fromkeys(PARTS, 0.0) | {"other": 10.4}
+            for nb in ("01", "02")]
+    all_row = next(line for line in breakdown_table(rows).splitlines() if line.startswith("| **all** |"))
+    assert all_row.endswith("| 20s |")  # 10s + 10s, as run.md's total; not 20.8 s rounded to 21s
 
 
 def test_run_md_says_where_the_time_went(tmp_path, monkeypatch):
