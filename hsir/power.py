@@ -6,7 +6,8 @@ without running a model (``HOW`` is the account the power file prints). In short
 difference is read as a two-way layout of problem, seed and seed×problem variance (``components``); the variance
 of the claims file's interval at any number of seeds and problems follows from them (``variance``), and so do the
 sizes at which an effect at a stated distance from a comparison's threshold would resolve with 80% probability
-(``seeds_needed``, ``problems_needed``: the usual (z_0.975 + z_0.8) × standard error < distance).
+(``seeds_needed``, ``problems_needed``: z_0.975 × the interval's standard error + z_0.8 × the estimate's own
+standard error < distance).
 
 The claims' interval resamples seeds and problems independently (``hsir.claims.pooled_paired_difference``). Worked
 out from the components, that bootstrap counts the seed×problem variance (3S - 2) / S times where the two-way
@@ -67,8 +68,10 @@ HOW = (
     "seed×problem (3S - 2) / (S² N) (**the bootstrap's**): it counts seed×problem 2.6 times at five seeds (2.3 at "
     "three) and the seed part (S - 1) / S times, so it is wider than the model's where seed×problem dominates and "
     "narrower where the seed part does (the variance column). A 95% interval is 1.96 square roots either side. A "
-    "size resolves an effect at a stated distance from the comparison's threshold with 80% probability when "
-    "(1.96 + 0.84) square roots of the bootstrap's variance are below that distance; solved for S at the observed "
+    "size resolves an effect at a stated distance from the comparison's threshold with 80% probability when 1.96 "
+    "square roots of the bootstrap's variance (the interval's half-width) plus 0.84 square roots of the model's "
+    "(how far the estimate itself moves from experiment to experiment) are below that distance; solved for S at the "
+    "observed "
     f"N (S from {MIN_SEEDS}: fewer cannot show the seed part), or for N at {MIN_SEEDS} seeds. Two distances, fixed "
     "before any difference of ours was looked at: **2 points** beyond the threshold (a 2-point win for > and <; "
     "for ≥, equal rows against the -2-point margin), and **the paper's** own difference, where it prints one on "
@@ -124,32 +127,43 @@ def half_width(c: Components, seeds: int, n: int, bootstrap: bool = True, z: flo
     return z * math.sqrt(variance(c, seeds, n, bootstrap))
 
 
-def _target(distance: float, z: float) -> float:
-    """The largest variance at which an effect ``distance`` beyond the threshold resolves with ``POWER``."""
+def resolves(c: Components, seeds: int, n: int, distance: float, z: float = Z95) -> bool:
+    """Whether ``seeds`` seeds and ``n`` problems resolve an effect ``distance`` beyond the threshold with 80%
+    probability: the estimate, spread by the model's variance, lands a half-width of the claims interval (the
+    bootstrap's variance) beyond the threshold in 80% of experiments."""
     if distance <= 0:
         raise ValueError(f"distance must be positive, got {distance}")
-    return (distance / (z + Z_POWER)) ** 2
+    return (z * math.sqrt(variance(c, seeds, n)) + Z_POWER * math.sqrt(variance(c, seeds, n, bootstrap=False))
+            < distance)
 
 
 def seeds_needed(c: Components, n: int, distance: float, z: float = Z95) -> int | None:
-    """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems at which the claims file would resolve an effect
-    ``distance`` beyond the threshold with 80% probability (``HOW``); None when the problems' share alone is too
-    wide (no number of seeds resolves it: more problems are needed), ``MAX_SEEDS + 1`` past the cap."""
-    target = _target(distance, z)
-    if c.problem / n >= target:  # the limit of many seeds
+    """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems that ``resolves`` an effect ``distance`` beyond the
+    threshold; None when the problems' share alone is too wide (no number of seeds resolves it: more problems are
+    needed), ``MAX_SEEDS + 1`` past the cap."""
+    if distance <= 0:
+        raise ValueError(f"distance must be positive, got {distance}")
+    if (z + Z_POWER) * math.sqrt(c.problem / n) >= distance:  # the limit of many seeds: both variances problem / n
         return None
-    return next((s for s in range(MIN_SEEDS, MAX_SEEDS + 1) if variance(c, s, n) < target), MAX_SEEDS + 1)
+    return next((s for s in range(MIN_SEEDS, MAX_SEEDS + 1) if resolves(c, s, n, distance, z)), MAX_SEEDS + 1)
 
 
 def problems_needed(c: Components, seeds: int, distance: float, z: float = Z95) -> int | None:
-    """The fewest problems at ``seeds`` seeds at which the claims file would resolve an effect ``distance`` beyond
-    the threshold with 80% probability; None when the seeds' share alone is too wide (no number of problems
-    resolves it: more seeds are needed), ``MAX_PROBLEMS + 1`` past the cap."""
-    problem, seed, interaction = parts(c, seeds, 1)  # the problem parts at one problem: each falls as 1 / N
-    room = _target(distance, z) - seed
-    if room <= 0:
+    """The fewest problems at ``seeds`` seeds that ``resolves`` an effect ``distance`` beyond the threshold; None
+    when the seeds' share alone is too wide (no number of problems resolves it: more seeds are needed),
+    ``MAX_PROBLEMS + 1`` past the cap."""
+    if distance <= 0:
+        raise ValueError(f"distance must be positive, got {distance}")
+    limit = z * math.sqrt(parts(c, seeds, 1)[1]) + Z_POWER * math.sqrt(parts(c, seeds, 1, bootstrap=False)[1])
+    if limit >= distance:  # the limit of many problems: the seed parts alone
         return None
-    return min(math.floor((problem + interaction) / room) + 1, MAX_PROBLEMS + 1)
+    if not resolves(c, seeds, MAX_PROBLEMS, distance, z):
+        return MAX_PROBLEMS + 1
+    lo, hi = 0, MAX_PROBLEMS  # resolves at hi, not at lo (the half-widths shrink as n grows)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if resolves(c, seeds, mid, distance, z) else (mid, hi)
+    return hi
 
 
 def distances(claim: Claim, comp: Comparison, margin: float = ACC_MARGIN) -> dict[str, float | None]:
@@ -190,25 +204,39 @@ def _components(runs: Mapping, comp: Comparison, used: Sequence[int]) -> Compone
     return components(paired_matrix(pairs, common_problems(pairs)))
 
 
-def resolvable(c: Components, d: float, direction: str, margin: float = 0.0,
-               seeds: int = MIN_SEEDS) -> tuple[bool, int | None]:
-    """Were ``d`` the true difference: whether it lies on the paper's side of the comparison's threshold, and the
-    fewest problems at ``seeds`` seeds at which the claims file would then resolve it with 80% probability (None
-    when no number does: the seed part alone is too wide, or ``d`` sits on the threshold)."""
+ON_THRESHOLD = 1e-12  # a difference this close to its threshold is on it: no size tells it apart
+
+
+def side(d: float, direction: str, margin: float = 0.0) -> float:
+    """How far ``d`` lies beyond the comparison's threshold on the paper's side (negative: the other side; 0 when
+    within ``ON_THRESHOLD`` of it)."""
     t, above = threshold(direction, margin)
     beyond = d - t if above else t - d
-    return beyond > 0, problems_needed(c, seeds, abs(beyond)) if beyond else None
+    return 0.0 if abs(beyond) < ON_THRESHOLD else beyond
 
 
-def claim_resolvable(comparisons: Sequence[tuple[bool, int | None]]) -> tuple[str, int | None]:
-    """A claim's verdict at enough problems, were its comparisons' measured differences the truth (``resolvable``
-    of each), by the claims rule: contradicted once one comparison on the other side resolves (at the fewest
-    problems any such needs), holds once all lie on the paper's side and each resolves (at the most any needs),
-    unresolved at every size otherwise."""
-    against = [n for side, n in comparisons if not side and n is not None]
+def resolvable(c: Components, d: float, direction: str, margin: float = 0.0,
+               seeds: int = MIN_SEEDS) -> tuple[str, int | None]:
+    """Were ``d`` the true difference, the verdict the claims file would reach at enough problems at ``seeds``
+    seeds, and the fewest problems that ``resolves`` it: holds on the paper's side of the threshold, contradicted
+    on the other; unresolved at any size (None) where the seed part alone is too wide or ``d`` sits on the
+    threshold."""
+    beyond = side(d, direction, margin)
+    n = problems_needed(c, seeds, abs(beyond)) if beyond else None
+    return (UNRESOLVED, None) if n is None else (HOLDS if beyond > 0 else CONTRADICTED, n)
+
+
+def claim_resolvable(comparisons: Sequence[tuple[str, int | None]]) -> tuple[str, int | None]:
+    """A claim's verdict at enough problems from its comparisons' (``resolvable``'s, or a verdict already reached
+    at the size run, with that size), by the claims rule (``hsir.claims.combine``): contradicted once one
+    comparison is (at the fewest problems any such needs), not run where one is, holds once all do (at the most
+    problems any needs), else unresolved at any size."""
+    against = [n for v, n in comparisons if v == CONTRADICTED]
     if against:
         return CONTRADICTED, min(against)
-    if comparisons and all(side and n is not None for side, n in comparisons):
+    if any(v == NOT_RUN for v, _ in comparisons):
+        return NOT_RUN, None
+    if comparisons and all(v == HOLDS for v, _ in comparisons):
         return HOLDS, max(n for _, n in comparisons)
     return UNRESOLVED, None
 
@@ -255,41 +283,47 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
 AT_MEASURED = (
     "A different question from the table's, and the one issue 26's bar asks (at least half the claims resolved at "
     f"{MIN_SEEDS} seeds): were each accuracy difference measured here the true one, could any test split resolve "
-    f"the claims at {MIN_SEEDS} seeds? Per comparison, the fewest problems at which its interval (the bootstrap's "
-    "expected one, from the components above) would exclude the threshold with 80% probability, on the side the "
-    "difference fell; none where the seed part alone is too wide, which no number of problems narrows. Per claim, "
-    "the claims file's rule: contradicted once one comparison on the other side resolves, holds once every "
-    "comparison lies on the paper's side and resolves. Token comparisons are left out (each resolves at this size, "
-    "`claims.md`). The measured differences are estimates, within the intervals above, so this is how far the "
-    "experiment as it stands is from the bar, not a forecast.")
+    f"the claims at {MIN_SEEDS} seeds? Per accuracy comparison, the fewest problems at which its interval would "
+    "exclude the threshold with 80% probability (`resolves`, as in the table), on the side the difference fell; "
+    "none where the seed part alone is too wide, which no number of problems narrows. A token comparison keeps the "
+    "verdict `claims.md` gives it at the problems run (it is not sized); an accuracy comparison run on one seed "
+    "cannot be sized and counts as not run. Per claim, the claims file's rule: contradicted once one comparison is, "
+    "holds once every comparison does, at the problems the last of them needs, each with 80% probability (the "
+    "claim's own is lower where several must hold). The measured differences are estimates, within the intervals "
+    "above, so this is how far the experiment as it stands is from the bar, not a forecast.")
 
 
 def at_measured(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CLAIMS, margin: float = ACC_MARGIN,
                 seeds: int = MIN_SEEDS, n_boot: int = 2000, seed: int = 0,
                 runs: Mapping | None = None) -> list[tuple[Claim, list[str], str, int | None]]:
-    """Per claim: a line per accuracy comparison (its measured difference, the side of the threshold it fell on,
-    the problems at ``seeds`` seeds it needs, ``resolvable``), and the claim's verdict and problems at enough
-    problems (``claim_resolvable``); ``not run`` where a comparison ran on fewer than two seeds."""
+    """Per claim: a line per comparison (its measured difference and, for accuracy, the side of the threshold it
+    fell on and the problems at ``seeds`` seeds it needs, ``resolvable``; for tokens, its verdict at the problems
+    run), and the claim's verdict and problems at enough problems (``claim_resolvable``)."""
     if runs is None:
         runs = read_rounds(roots, claim_methods(claims), iteration, None)
-    found = {(claim.key, comp.text()): (comp, used, pooled)
-             for claim, comp, used, pooled in seeded_accuracy_comparisons(runs, roots, claims, n_boot, seed)}
     out = []
     for claim in claims:
-        lines, parts_ = [], []
-        for comp in (c for c in claim.comparisons if c.metric == "accuracy"):
-            if (claim.key, comp.text()) not in found:
+        lines, verdicts = [], []
+        for comp in claim.comparisons:
+            used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
+            m = margin if comp.metric == "accuracy" and comp.direction in (">=", "<=") else 0.0
+            if pooled is None:
                 lines.append(f"{comp.text()}: not run")
-                parts_ = None
-                continue
-            comp, used, pooled = found[claim.key, comp.text()]
-            m = margin if comp.direction in (">=", "<=") else 0.0
-            side, n = resolvable(_components(runs, comp, used), pooled["diff"], comp.direction, m, seeds)
-            lines.append(f"{comp.text()}: {pooled['diff'] * 100:+.1f} pts, {'the paper' if side else 'the other'} side, "
-                         f"{_count(n, MAX_PROBLEMS)}")
-            if parts_ is not None:
-                parts_.append((side, n))
-        out.append((claim, lines, *((NOT_RUN, None) if parts_ is None else claim_resolvable(parts_))))
+                verdicts.append((NOT_RUN, None))
+            elif comp.metric == "tokens":
+                v = verdict(pooled["tokens_diff"], pooled["tokens_ci95"], comp.direction, m)
+                lines.append(f"{comp.text()}: {pooled['tokens_diff']:+.1f} tokens, {v} at {pooled['n']:,}")
+                verdicts.append((v, pooled["n"]) if v in (HOLDS, CONTRADICTED) else (v, None))
+            elif len(used) < 2:
+                lines.append(f"{comp.text()}: {pooled['diff'] * 100:+.1f} pts, one seed: its spread unknown")
+                verdicts.append((NOT_RUN, None))
+            else:
+                v, n = resolvable(_components(runs, comp, used), pooled["diff"], comp.direction, m, seeds)
+                beyond = side(pooled["diff"], comp.direction, m)
+                where = "the paper's side" if beyond > 0 else "the other side" if beyond < 0 else "on the threshold"
+                lines.append(f"{comp.text()}: {pooled['diff'] * 100:+.1f} pts, {where}, {_count(n, MAX_PROBLEMS)}")
+                verdicts.append((v, n))
+        out.append((claim, lines, *claim_resolvable(verdicts)))
     return out
 
 
@@ -300,12 +334,12 @@ def at_measured_text(rows: Sequence[tuple[Claim, list[str], str, int | None]], n
     import pandas as pd
 
     sizes = sorted(n for *_, v, n in rows if v in (HOLDS, CONTRADICTED))
-    half = -(-len(rows) // 2)
+    half = max(1, -(-len(rows) // 2))
     summary = (f"At {seeds} seeds, were the measured differences the truth, **{len(sizes)} of {len(rows)}** claims "
-               "could resolve (with 80% probability) at some size, "
+               "could resolve at some size (each comparison with 80% probability), "
                f"{sum(n <= n_now for n in sizes)} of them at the {n_now:,} problems run; "
-               + (f"half ({half}) would need {sizes[half - 1]:,} problems." if len(sizes) >= half else
-                  f"no test split resolves half ({half})."))
+               + (f"half ({half}) would need {_count(sizes[half - 1], MAX_PROBLEMS)} problems."
+                  if len(sizes) >= half else f"no test split resolves half ({half})."))
     table = pd.DataFrame([{"claim": claim.key, "comparisons: measured difference, side, problems": "<br>".join(lines),
                            f"at enough problems, {seeds} seeds": "unresolved at any size" if v == UNRESOLVED else v,
                            "problems": "" if n is None else _count(n, MAX_PROBLEMS)} for claim, lines, v, n in rows])
@@ -314,8 +348,10 @@ def at_measured_text(rows: Sequence[tuple[Claim, list[str], str, int | None]], n
 
 def write_power(roots: Mapping, out: str | Path, iteration: int = 1, command: str | None = None, note: str = "",
                 n_boot: int = 2000) -> str:
-    """The power file (markdown), written atomically to ``out``: ``HOW``, then ``power_table``."""
-    table = power_table(roots, iteration, n_boot=n_boot)
+    """The power file (markdown), written atomically to ``out``: ``HOW``, then ``power_table``, then
+    ``at_measured``, from one reading of the rounds."""
+    runs = read_rounds(roots, claim_methods(CLAIMS), iteration, None)
+    table = power_table(roots, iteration, n_boot=n_boot, runs=runs)
     where = ", ".join(f"seed {s}: `{kit_path(r)}`" for s, r in roots.items())
     sections = [
         "# What it would take to tell: seeds and test problems per comparison",
@@ -336,7 +372,8 @@ def write_power(roots: Mapping, out: str | Path, iteration: int = 1, command: st
     ]
     if len(table):
         sections += [f"## Were the measured differences the truth: the claims at {MIN_SEEDS} seeds", AT_MEASURED,
-                     at_measured_text(at_measured(roots, iteration, n_boot=n_boot), int(table["n"].max()))]
+                     at_measured_text(at_measured(roots, iteration, n_boot=n_boot, runs=runs),
+                                      int(table["n"].max()))]
     text = "\n\n".join(sections) + "\n"
     write_text(out, text)
     return text
