@@ -169,6 +169,10 @@ class Comparison:
         if self.metric not in METRICS:
             raise ValueError(f"metric {self.metric!r}; valid: {METRICS}")
 
+    def margin(self, margin: float = ACC_MARGIN) -> float:
+        """The margin this comparison's threshold uses: ``margin`` for "≥"/"≤" in accuracy (non-inferiority), else 0."""
+        return margin if self.metric == "accuracy" and self.direction in (">=", "<=") else 0.0
+
     def text(self) -> str:
         sign = {">": ">", "<": "<", ">=": "≥", "<=": "≤"}[self.direction]
         what = "fewer tokens than" if (self.metric, self.direction) == ("tokens", "<") else f"{sign}"
@@ -344,8 +348,7 @@ def claims_table(roots: Mapping, n_ops: Mapping[str, int] | None = None, iterati
                         "per seed": ", ".join(f"{s}: {_signed(v, scale)}" for s, v in zip(used, per, strict=True))}
                 if n_ops:
                     row |= {STEPS_A: _gap_cell(a), STEPS_B: _gap_cell(b)}
-            m = margin if comp.metric == "accuracy" and comp.direction in (">=", "<=") else 0.0
-            row["verdict"] = verdict(row["diff"], (row["lo"], row["hi"]), comp.direction, m)
+            row["verdict"] = verdict(row["diff"], (row["lo"], row["hi"]), comp.direction, comp.margin(margin))
             size = paper_difference(claim, comp)
             row[PAPER_DIFF] = (f"{size:+.2f} pts" if size is not None else
                                "not compared (tokens)" if comp.metric == "tokens" else "not printed")

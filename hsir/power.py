@@ -127,12 +127,16 @@ def half_width(c: Components, seeds: int, n: int, bootstrap: bool = True, z: flo
     return z * math.sqrt(variance(c, seeds, n, bootstrap))
 
 
+def _positive(distance: float) -> None:
+    if distance <= 0:
+        raise ValueError(f"distance must be positive, got {distance}")
+
+
 def resolves(c: Components, seeds: int, n: int, distance: float, z: float = Z95) -> bool:
     """Whether ``seeds`` seeds and ``n`` problems resolve an effect ``distance`` beyond the threshold with 80%
     probability: the estimate, spread by the model's variance, lands a half-width of the claims interval (the
     bootstrap's variance) beyond the threshold in 80% of experiments."""
-    if distance <= 0:
-        raise ValueError(f"distance must be positive, got {distance}")
+    _positive(distance)
     return (z * math.sqrt(variance(c, seeds, n)) + Z_POWER * math.sqrt(variance(c, seeds, n, bootstrap=False))
             < distance)
 
@@ -141,8 +145,7 @@ def seeds_needed(c: Components, n: int, distance: float, z: float = Z95) -> int 
     """The fewest seeds (from ``MIN_SEEDS``) at ``n`` problems that ``resolves`` an effect ``distance`` beyond the
     threshold; None when the problems' share alone is too wide (no number of seeds resolves it: more problems are
     needed), ``MAX_SEEDS + 1`` past the cap."""
-    if distance <= 0:
-        raise ValueError(f"distance must be positive, got {distance}")
+    _positive(distance)
     if (z + Z_POWER) * math.sqrt(c.problem / n) >= distance:  # the limit of many seeds: both variances problem / n
         return None
     return next((s for s in range(MIN_SEEDS, MAX_SEEDS + 1) if resolves(c, s, n, distance, z)), MAX_SEEDS + 1)
@@ -152,8 +155,7 @@ def problems_needed(c: Components, seeds: int, distance: float, z: float = Z95) 
     """The fewest problems at ``seeds`` seeds that ``resolves`` an effect ``distance`` beyond the threshold; None
     when the seeds' share alone is too wide (no number of problems resolves it: more seeds are needed),
     ``MAX_PROBLEMS + 1`` past the cap."""
-    if distance <= 0:
-        raise ValueError(f"distance must be positive, got {distance}")
+    _positive(distance)
     limit = z * math.sqrt(parts(c, seeds, 1)[1]) + Z_POWER * math.sqrt(parts(c, seeds, 1, bootstrap=False)[1])
     if limit >= distance:  # the limit of many problems: the seed parts alone
         return None
@@ -170,7 +172,7 @@ def distances(claim: Claim, comp: Comparison, margin: float = ACC_MARGIN) -> dic
     """The distances from the comparison's threshold asked of it (fractions): ``2 points`` always; ``the paper's``
     where the paper prints a difference on its side of the threshold, None otherwise (nothing of the paper's to
     resolve)."""
-    t, above = threshold(comp.direction, margin if comp.direction in (">=", "<=") else 0.0)
+    t, above = threshold(comp.direction, comp.margin(margin))
     size = paper_difference(claim, comp)
     paper = None if size is None else (size / 100 - t) * (1 if above else -1)
     return {"2 points": YARDSTICK, "the paper's": paper if paper is not None and paper > 0 else None}
@@ -258,7 +260,7 @@ def power_table(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
         c = _components(runs, comp, used)
         d, (lo, hi) = pooled["diff"], pooled["diff_ci95"]
         model = half_width(c, c.seeds, c.n, bootstrap=False)
-        m = margin if comp.direction in (">=", "<=") else 0.0
+        m = comp.margin(margin)
         row = {"claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": c.n,
                "difference [95% CI]": interval_text(pooled),
                "SD (pts): problem / seed / seed×problem": " / ".join(
@@ -306,7 +308,7 @@ def at_measured(roots: Mapping, iteration: int = 1, claims: Sequence[Claim] = CL
         lines, verdicts = [], []
         for comp in claim.comparisons:
             used, pooled = pool_pair(runs, roots, comp.a, comp.b, n_boot, seed)
-            m = margin if comp.metric == "accuracy" and comp.direction in (">=", "<=") else 0.0
+            m = comp.margin(margin)
             if pooled is None:
                 lines.append(f"{comp.text()}: not run")
                 verdicts.append((NOT_RUN, None))

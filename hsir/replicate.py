@@ -123,7 +123,7 @@ def replicate_table(roots: Mapping, replicate: Path, iteration: int = 1, claims:
         c = components(d)
         se = [(p["diff_ci95"][1] - p["diff_ci95"][0]) / 2 / Z95 for p in (pooled, alone)]
         naive = _ratio(alone["diff"] - pooled["diff"], math.hypot(*se))
-        m = margin if comp.direction in (">=", "<=") else 0.0
+        m = comp.margin(margin)
         rows.append({
             "claim": claim.key, "comparison": comp.text(), "seeds": ", ".join(map(str, used)), "n": len(qids),
             "seeds pooled [95% CI]": interval_text(pooled), "replicate [95% CI]": interval_text(alone),
